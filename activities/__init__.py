@@ -1,0 +1,1 @@
+"""Idempotent side effects, one module per domain, as methods of dependency-holding classes."""

@@ -1,0 +1,1 @@
+"""Thin FastAPI layer: authenticates, starts workflows, sends updates, queries state."""

@@ -1,0 +1,1 @@
+"""Authentication building blocks used by the API: tokens, TOTP, throttling."""

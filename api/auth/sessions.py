@@ -1,0 +1,207 @@
+"""Login with MFA, rotating refresh tokens with reuse detection, logout."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import totp
+from api.auth.registration import RegistrationService, normalize_email, recovery_code_digest
+from api.auth.tokens import TokenClaims
+from api.services import Services
+from core import errors
+from core.crypto import verify_password
+from core.db import transaction
+from models.audit import record_audit
+from models.auth_schemas import LoginRequest, TokenPair
+from models.base import utcnow
+from models.registration import Registration, RegistrationStatus
+from models.user import RecoveryCode, RefreshToken, User, UserStatus
+
+REVOKED_FAMILY_KEY = "auth:revoked-family:{}"
+
+
+def token_digest(token: str) -> str:
+    """Stored form of a refresh token (it is already high-entropy: a plain hash suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionService:
+    """Use cases behind /api/auth/login, /refresh and /logout."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    async def login(self, body: LoginRequest, client: str) -> TokenPair:
+        """Password, then a TOTP or recovery code; a missing code answers an MFA challenge."""
+        user = await self._first_factor(body, client)
+        account = self._account_key(user.email)
+        if not (body.totp_code or body.recovery_code):
+            challenge, _ = self.s.tokens.issue(
+                user.id, "mfa_challenge", self.s.settings.mfa_challenge_ttl_seconds
+            )
+            raise errors.MfaRequired(
+                "password accepted; send a totp_code or recovery_code with this challenge_token",
+                challenge_token=challenge,
+            )
+        await self.s.throttle.ensure_allowed(account, client)
+        async with transaction(self.s.sessions) as session:
+            accepted = await self._second_factor(session, user, body)
+            await record_audit(
+                session,
+                "login.mfa",
+                actor_user_id=user.id,
+                client=client,
+                details={"accepted": accepted, "method": "totp" if body.totp_code else "recovery"},
+            )
+        if not accepted:
+            await self.s.throttle.record_failure(account, client)
+            raise errors.InvalidMfaCode()
+        await self.s.throttle.record_success(account)
+        return await self.issue_session(user.id)
+
+    async def _first_factor(self, body: LoginRequest, client: str) -> User:
+        if body.challenge_token:
+            claims = self.s.tokens.verify(body.challenge_token, "mfa_challenge")
+            async with self.s.sessions() as session:
+                user = await session.get(User, claims.subject)
+            if user is None or user.status != UserStatus.ACTIVE:
+                raise errors.InvalidToken("challenge no longer valid")
+            return user
+        if not body.email or body.password is None:
+            raise errors.AppError("email and password (or a challenge_token) are required")
+        email = normalize_email(body.email)
+        account = self._account_key(email)
+        await self.s.throttle.ensure_allowed(account, client)
+        async with self.s.sessions() as session:
+            user = await session.scalar(select(User).where(User.email == email))  # type: ignore[arg-type]
+        ok = await asyncio.to_thread(
+            verify_password, user.password_hash if user else None, body.password
+        )
+        if not ok or user is None or user.status == UserStatus.DISABLED:
+            await self.s.throttle.record_failure(account, client)
+            async with transaction(self.s.sessions) as session:
+                await record_audit(
+                    session, "login.failed", client=client, actor_user_id=user.id if user else None
+                )
+            raise errors.InvalidCredentials()
+        if user.status == UserStatus.PENDING:
+            await self._explain_pending(user)
+        return user
+
+    async def _explain_pending(self, user: User) -> None:
+        """A pending user with the right password learns what step remains."""
+        async with self.s.sessions() as session:
+            registration = await session.scalar(
+                select(Registration).where(Registration.user_id == user.id)  # type: ignore[arg-type]
+            )
+        if registration is not None and registration.status == RegistrationStatus.AWAITING_MFA:
+            token = RegistrationService(self.s).registration_token(user.id, registration.id)
+            raise errors.MfaSetupRequired(
+                registration_id=str(registration.id), registration_token=token
+            )
+        raise errors.RegistrationIncomplete(
+            registration_id=str(registration.id) if registration else None
+        )
+
+    async def _second_factor(self, session: AsyncSession, user: User, body: LoginRequest) -> bool:
+        if body.totp_code:
+            return await totp.consume_totp(session, self.s.crypto, user, body.totp_code)
+        assert body.recovery_code is not None
+        used = await session.execute(
+            update(RecoveryCode)
+            .where(
+                RecoveryCode.user_id == user.id,  # type: ignore[arg-type]
+                RecoveryCode.code_digest == recovery_code_digest(self.s, body.recovery_code),  # type: ignore[arg-type]
+                RecoveryCode.used_at.is_(None),  # type: ignore[union-attr]
+            )
+            .values(used_at=utcnow())
+        )
+        return bool(used.rowcount)  # type: ignore[attr-defined]
+
+    async def issue_session(self, user_id: uuid.UUID, family: uuid.UUID | None = None) -> TokenPair:
+        """A new access token and refresh token (in a new or the given rotation family)."""
+        family = family or uuid.uuid4()
+        async with transaction(self.s.sessions) as session:
+            pair = await self._issue_in(session, user_id, family)
+        return pair
+
+    async def _issue_in(
+        self, session: AsyncSession, user_id: uuid.UUID, family: uuid.UUID
+    ) -> TokenPair:
+        st = self.s.settings
+        access, _ = self.s.tokens.issue(
+            user_id, "access", st.access_token_ttl_seconds, sid=str(family)
+        )
+        refresh, jti = self.s.tokens.issue(
+            user_id, "refresh", st.refresh_token_ttl_seconds, sid=str(family)
+        )
+        session.add(
+            RefreshToken(
+                id=jti,
+                family_id=family,
+                user_id=user_id,
+                token_digest=token_digest(refresh),
+                expires_at=utcnow() + timedelta(seconds=st.refresh_token_ttl_seconds),
+            )
+        )
+        return TokenPair(
+            access_token=access, refresh_token=refresh, expires_in=st.access_token_ttl_seconds
+        )
+
+    async def refresh(self, token: str, client: str) -> TokenPair:
+        """Rotate a refresh token; presenting a used one revokes its whole family."""
+        claims = self.s.tokens.verify(token, "refresh")
+        reused_family: uuid.UUID | None = None
+        async with transaction(self.s.sessions) as session:
+            row = await session.get(RefreshToken, claims.token_id, with_for_update=True)
+            if row is None or row.token_digest != token_digest(token):
+                raise errors.InvalidToken("unknown refresh token")
+            if row.used_at is not None or row.revoked_at is not None:
+                reused_family = row.family_id
+                await self._revoke_family(session, row.family_id)
+                await record_audit(
+                    session,
+                    "refresh.reuse_detected",
+                    actor_user_id=row.user_id,
+                    client=client,
+                    subject=str(row.family_id),
+                )
+            else:
+                user = await session.get(User, row.user_id)
+                if user is None or user.status != UserStatus.ACTIVE:
+                    raise errors.InvalidToken("account is not active")
+                row.used_at = utcnow()
+                pair = await self._issue_in(session, row.user_id, row.family_id)
+        if reused_family is not None:
+            await self._deny_family(reused_family)
+            raise errors.InvalidToken("refresh token reuse detected; all sessions of it revoked")
+        return pair
+
+    async def logout(self, claims: TokenClaims, client: str) -> None:
+        """End the caller's session: revoke its refresh family and deny its access token."""
+        family = uuid.UUID(str(claims.extra.get("sid")))
+        async with transaction(self.s.sessions) as session:
+            await self._revoke_family(session, family)
+            await record_audit(session, "logout", actor_user_id=claims.subject, client=client)
+        await self._deny_family(family)
+
+    async def _revoke_family(self, session: AsyncSession, family: uuid.UUID) -> None:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
+            .values(revoked_at=utcnow())
+        )
+
+    async def _deny_family(self, family: uuid.UUID) -> None:
+        """Access tokens of a revoked family stop working at once (they are short-lived)."""
+        ttl = self.s.settings.access_token_ttl_seconds + 60
+        await self.s.redis.set(REVOKED_FAMILY_KEY.format(family), "1", ex=ttl)
+
+    def _account_key(self, email: str) -> str:
+        return "email:" + self.s.crypto.digest("throttle", email)[:32]

@@ -1,0 +1,66 @@
+"""Process-wide service handles shared by routes (built once in the app lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from api.auth.throttle import Throttle, ThrottlePolicy
+from api.auth.tokens import TokenService
+from core.crypto import Crypto, crypto_for
+from core.db import SessionFactory, create_engine, create_session_factory
+from core.redis import create_redis
+from core.settings import Settings
+from temporal.client import connect_temporal
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    redis: Redis
+    temporal: Client
+    crypto: Crypto
+    tokens: TokenService
+    throttle: Throttle
+
+    @classmethod
+    async def connect(cls, settings: Settings, temporal: Client | None = None) -> Services:
+        """Open connections to PostgreSQL, Redis and Temporal."""
+        engine = create_engine(settings.effective_database_url)
+        crypto = crypto_for(settings.secret_key.get_secret_value())
+        redis = create_redis(settings.effective_redis_url)
+        client = temporal or await connect_temporal(
+            settings.effective_temporal_address, settings.temporal_namespace
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            redis=redis,
+            temporal=client,
+            crypto=crypto,
+            tokens=TokenService(
+                crypto.jwt_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            ),
+            throttle=Throttle(
+                redis,
+                ThrottlePolicy(
+                    account_max_failures=settings.login_max_failures,
+                    client_max_failures=settings.client_max_failures,
+                    window_seconds=settings.login_failure_window_seconds,
+                    lockout_seconds=settings.login_lockout_seconds,
+                ),
+            ),
+        )
+
+    async def close(self) -> None:
+        """Release connections."""
+        await self.redis.aclose()
+        await self.engine.dispose()

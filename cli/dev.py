@@ -1,0 +1,73 @@
+"""`vortex dev`: the whole platform on embedded services, state kept under `.vortex/`."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+from cli.runtime import run_api, run_workers
+from core.embedded import EmbeddedPostgres, EmbeddedRedis
+from core.logging import get_logger
+from core.settings import Settings
+from models.migrate import upgrade_to_head_async
+from temporal.client import connect_temporal
+from temporal.devserver import DevServerProcess
+
+log = get_logger("vortex.dev")
+
+
+async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
+    """Bring everything up, print the URLs, and tear it all down on cancellation."""
+    state = settings.state_dir.resolve()
+    overrides: dict[str, str] = {}
+    temporal_ui = not settings.temporal_address
+    async with AsyncExitStack() as stack:
+        if not settings.database_url:
+            pg = EmbeddedPostgres(state / "postgres", settings.embedded_postgres_port)
+            await asyncio.to_thread(pg.start)
+            stack.callback(pg.stop)
+            overrides["database_url"] = pg.url
+        if not settings.redis_url:
+            redis = EmbeddedRedis(state / "redis", settings.embedded_redis_port)
+            await asyncio.to_thread(redis.start)
+            stack.callback(redis.stop)
+            overrides["redis_url"] = redis.url
+        if not settings.temporal_address:
+            temporal = DevServerProcess(
+                port=settings.embedded_temporal_port,
+                ui_port=settings.embedded_temporal_ui_port,
+                db_file=state / "temporal.sqlite",
+                log_file=state / "temporal.log",
+            )
+            await asyncio.to_thread(temporal.start)
+            stack.callback(temporal.stop)
+            overrides["temporal_address"] = settings.effective_temporal_address
+        settings = settings.model_copy(update=overrides)
+        await upgrade_to_head_async(settings.effective_database_url)
+        client = await connect_temporal(
+            settings.effective_temporal_address, settings.temporal_namespace
+        )
+        _print_urls(settings, temporal_ui=temporal_ui)
+        await asyncio.gather(run_workers(settings, stop, client), run_api(settings, stop, client))
+        log.info("stopping embedded services")
+
+
+def _print_urls(settings: Settings, *, temporal_ui: bool) -> None:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    lines = [
+        "VortexCore is up:",
+        f"  API            {api}",
+        f"  OpenAPI docs   {api}/docs",
+        f"  Health/ready   {api}/health  {api}/ready",
+        f"  Metrics        {api}/metrics",
+        f"  Temporal       {settings.effective_temporal_address}",
+    ]
+    if temporal_ui:
+        lines.append(f"  Temporal UI    http://127.0.0.1:{settings.embedded_temporal_ui_port}")
+    lines += [
+        f"  PostgreSQL     {settings.effective_database_url}",
+        f"  Redis          {settings.effective_redis_url}",
+        f"  State dir      {settings.state_dir.resolve()}",
+        "Press Ctrl-C to stop everything.",
+    ]
+    print("\n".join(lines), flush=True)

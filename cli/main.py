@@ -1,0 +1,82 @@
+"""`vortex`: dev (everything embedded), api, worker, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from core.logging import configure_logging, get_logger
+from core.settings import Settings, get_settings
+
+log = get_logger("vortex")
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run `main(stop)`; SIGINT/SIGTERM (Ctrl-C) set `stop` so it can shut down in order."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+        log.info("stopped cleanly")
+
+    asyncio.run(runner())
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
+    """Start embedded services, migrate, run a worker and the API; Ctrl-C stops everything."""
+    from cli.dev import run_dev
+
+    _run_until_signal(lambda stop: run_dev(settings, stop))
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve the API against configured services."""
+    from cli.runtime import run_api
+
+    _run_until_signal(lambda stop: run_api(settings, stop))
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    """Run the Temporal workers against configured services."""
+    from cli.runtime import run_workers
+
+    _run_until_signal(lambda stop: run_workers(settings, stop))
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    """Apply database migrations up to head."""
+    from models.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.effective_database_url)
+    log.info("database migrated to head")
+
+
+COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] = {
+    "dev": (cmd_dev, "everything on embedded services (Temporal + UI, PostgreSQL, Redis)"),
+    "api": (cmd_api, "run the HTTP API only"),
+    "worker": (cmd_worker, "run the Temporal workers only"),
+    "migrate": (cmd_migrate, "apply database migrations"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `vortex` console script."""
+    parser = argparse.ArgumentParser(prog="vortex", description="VortexCore banking backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    COMMANDS[args.command][0](settings, args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Shared kernel: settings, database, redis, logging, errors, crypto. No domain logic here."""

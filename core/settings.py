@@ -1,0 +1,103 @@
+"""One settings object for every process, read from `VORTEX_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
+
+
+class Settings(BaseSettings):
+    """VortexCore configuration; defaults are the embedded development services."""
+
+    model_config = SettingsConfigDict(env_prefix="VORTEX_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    state_dir: Path = Path(".vortex")
+
+    # External services. Unset -> `vortex dev` embeds them on the ports below.
+    database_url: str | None = None
+    redis_url: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+
+    embedded_postgres_port: int = 55432
+    embedded_redis_port: int = 56379
+    embedded_temporal_port: int = 7233
+    embedded_temporal_ui_port: int = 8233
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_format: Literal["pretty", "json"] = "pretty"
+    log_level: str = "INFO"
+    max_body_bytes: int = 64 * 1024
+
+    # Secrets: one master secret derives the JWT key, the HMAC pepper and the encryption key.
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    jwt_issuer: str = "vortexcore"
+    jwt_audience: str = "vortexcore-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
+    registration_token_ttl_seconds: int = 1800
+    mfa_challenge_ttl_seconds: int = 300
+
+    # Registration workflow timings (durations are settings so tests can shorten them).
+    verification_code_ttl_seconds: int = 15 * 60
+    verification_max_attempts: int = 5
+    verification_resend_cooldown_seconds: int = 60
+    registration_expiry_seconds: int = 24 * 3600
+    recovery_code_count: int = 10
+
+    # Throttling of logins and TOTP attempts (per account and per client).
+    login_max_failures: int = 5
+    login_failure_window_seconds: int = 900
+    login_lockout_seconds: int = 900
+    client_max_failures: int = 20
+
+    # Email delivery.
+    email_backend: Literal["console", "memory", "smtp"] = "console"
+    email_from: str = "VortexCore <no-reply@vortexcore.local>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
+    task_queue: str = "vortex-main"
+    external_task_queue: str = "vortex-external"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
+            raise ValueError("VORTEX_SECRET_KEY must be set to a real secret in production")
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("VORTEX_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL to use: the configured one or the embedded default."""
+        if self.database_url:
+            return self.database_url
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.embedded_postgres_port}/vortex"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The Redis URL to use: the configured one or the embedded default."""
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def effective_temporal_address(self) -> str:
+        """The Temporal frontend address: the configured one or the embedded default."""
+        return self.temporal_address or f"127.0.0.1:{self.embedded_temporal_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (cached; tests build their own)."""
+    return Settings()

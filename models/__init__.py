@@ -1,0 +1,16 @@
+"""SQLModel tables, API schemas and workflow payloads. Importing this registers every table."""
+
+from models.audit import AuditEvent
+from models.registration import EmailVerification, Registration, RegistrationStatus
+from models.user import RecoveryCode, RefreshToken, User, UserStatus
+
+__all__ = [
+    "AuditEvent",
+    "EmailVerification",
+    "RecoveryCode",
+    "RefreshToken",
+    "Registration",
+    "RegistrationStatus",
+    "User",
+    "UserStatus",
+]

@@ -1,0 +1,1 @@
+"""Temporal plumbing: client, converter, task queues, ids, retry policies, search attributes."""

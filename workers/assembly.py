@@ -1,0 +1,68 @@
+"""Build the workers: ledger/DB work on the main queue, slow external calls on their own queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registration import RegistrationActivities
+from core.crypto import crypto_for
+from core.db import SessionFactory
+from core.email import EmailBackend
+from core.settings import Settings
+from workflows.registration import RegistrationWorkflow
+
+WORKFLOWS: Sequence[type] = (RegistrationWorkflow,)
+
+
+@dataclass
+class WorkerDeps:
+    """What activities need from the outside world."""
+
+    settings: Settings
+    sessions: SessionFactory
+    email: EmailBackend
+
+
+def main_activities(deps: WorkerDeps) -> list[Any]:
+    """Activities that only touch PostgreSQL/Redis."""
+    reg = RegistrationActivities(
+        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), deps.email
+    )
+    return [reg.check_email_code, reg.activate_user, reg.close_registration]
+
+
+def external_activities(deps: WorkerDeps) -> list[Any]:
+    """Activities that call slow external systems (email, payment rail, LLM)."""
+    reg = RegistrationActivities(
+        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), deps.email
+    )
+    return [reg.send_verification_code]
+
+
+def build_workers(
+    client: Client,
+    deps: WorkerDeps,
+    *,
+    task_queue: str | None = None,
+    external_task_queue: str | None = None,
+) -> list[Worker]:
+    """The main worker (workflows + DB activities) and the external-calls worker."""
+    settings = deps.settings
+    return [
+        Worker(
+            client,
+            task_queue=task_queue or settings.task_queue,
+            workflows=list(WORKFLOWS),
+            activities=main_activities(deps),
+        ),
+        Worker(
+            client,
+            task_queue=external_task_queue or settings.external_task_queue,
+            activities=external_activities(deps),
+        ),
+    ]
