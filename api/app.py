@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description="Workflow-orchestrated retail-banking backend.",
         lifespan=lifespan,
     )
+    if services is not None:
+        app.state.services = services  # usable without running the lifespan (ASGI tests)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

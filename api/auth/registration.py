@@ -12,7 +12,11 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -148,9 +152,10 @@ class RegistrationService:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
-                    search_attributes.USER_ID.value_set(str(user_id)),
-                    search_attributes.STATUS.value_set(
-                        RegistrationStatus.AWAITING_EMAIL_VERIFICATION.value
+                    SearchAttributePair(search_attributes.USER_ID, str(user_id)),
+                    SearchAttributePair(
+                        search_attributes.STATUS,
+                        RegistrationStatus.AWAITING_EMAIL_VERIFICATION.value,
                     ),
                 ]
             ),

@@ -1,0 +1,245 @@
+"""Session-scoped real services (embedded by default, or named by VORTEX_TEST_* variables),
+a clean database and Redis per test, and per-test workers on their own task queues.
+
+VORTEX_TEST_DATABASE_URL names a PostgreSQL server (any database on it): the suite creates and
+drops its own database there. VORTEX_TEST_REDIS_URL names a Redis database that is FLUSHed
+between tests. VORTEX_TEST_TEMPORAL_ADDRESS names a Temporal frontend with our search
+attributes. A service that is named but unreachable fails the run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.app import create_app
+from api.services import Services
+from core.db import SessionFactory, create_engine, create_session_factory
+from core.email import MemoryEmailBackend
+from core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, venv_binary
+from core.redis import create_redis
+from core.settings import Settings
+from models.migrate import upgrade_to_head_async
+from temporal import search_attributes
+from workers.assembly import WorkerDeps, build_workers
+
+TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Scratch directory for embedded service data."""
+    return tmp_path_factory.mktemp("vortex-state")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(state_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server: VORTEX_TEST_DATABASE_URL or an embedded one."""
+    given = os.environ.get("VORTEX_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = EmbeddedPostgres(state_dir / "postgres", free_port(), database="postgres")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _asyncpg_dsn(url: str, database: str) -> str:
+    parsed = make_url(url).set(drivername="postgresql", database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh database for this run, migrated to head, dropped afterwards."""
+    name = f"vortex_test_{uuid.uuid4().hex[:12]}"
+    admin_db = make_url(postgres_server_url).database or "postgres"
+    admin = await asyncpg.connect(_asyncpg_dsn(postgres_server_url, admin_db))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(postgres_server_url).set(database=name).render_as_string(False)
+        await upgrade_to_head_async(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(state_dir: Path) -> Iterator[str]:
+    """A Redis database: VORTEX_TEST_REDIS_URL or an embedded server."""
+    given = os.environ.get("VORTEX_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = EmbeddedRedis(state_dir / "redis", free_port())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment | None]:
+    """The embedded Temporal dev server (None when VORTEX_TEST_TEMPORAL_ADDRESS is given)."""
+    if os.environ.get("VORTEX_TEST_TEMPORAL_ADDRESS"):
+        yield None
+        return
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        dev_server_existing_path=venv_binary("temporal"),
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_env: WorkflowEnvironment | None) -> Client:
+    """A client of the test Temporal server, with the pydantic converter."""
+    if temporal_env is not None:
+        return temporal_env.client
+    return await Client.connect(
+        os.environ["VORTEX_TEST_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
+    )
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, redis_url: str, temporal_client: Client) -> Settings:
+    """Settings for the test services with short, test-friendly durations."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        temporal_address=temporal_client.service_client.config.target_host,
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        email_backend="memory",
+    )
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    """Per-test settings: unique task queues so workflows of other tests never interfere."""
+    suffix = uuid.uuid4().hex[:8]
+    return base_settings.model_copy(
+        update={"task_queue": f"main-{suffix}", "external_task_queue": f"external-{suffix}"}
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """Engine on the test database."""
+    eng = create_engine(database_url, pool_size=5)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    """Session factory on the test database."""
+    return create_session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """Redis client on the test database."""
+    client = create_redis(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test starts from empty tables and an empty Redis database."""
+    yield
+    if "engine" not in request.fixturenames:
+        return
+    engine: AsyncEngine = request.getfixturevalue("engine")
+    async with engine.begin() as conn:
+        tables = (
+            await conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ).scalars()
+        names = ", ".join(f'"{t}"' for t in tables)
+        if names:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    if "redis" in request.fixturenames:
+        await request.getfixturevalue("redis").flushdb()
+
+
+@pytest.fixture
+def outbox() -> MemoryEmailBackend:
+    """Emails sent during the test."""
+    return MemoryEmailBackend()
+
+
+@dataclass
+class RunningWorkers:
+    """Workers of one test, on that test's task queues."""
+
+    workers: list[Worker]
+
+
+@pytest.fixture
+async def workers(
+    settings: Settings,
+    temporal_client: Client,
+    sessions: SessionFactory,
+    outbox: MemoryEmailBackend,
+    redis: Redis,
+) -> AsyncIterator[RunningWorkers]:
+    """The real workers (real activities) running for the duration of the test."""
+    deps = WorkerDeps(settings=settings, sessions=sessions, email=outbox)
+    built = build_workers(temporal_client, deps)
+    tasks = [asyncio.create_task(w.run()) for w in built]
+    yield RunningWorkers(built)
+    await asyncio.gather(*(w.shutdown() for w in built), return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def services(
+    settings: Settings, temporal_client: Client, redis: Redis
+) -> AsyncIterator[Services]:
+    """The API's services on the test infrastructure."""
+    built = await Services.connect(settings, temporal=temporal_client)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+async def api(
+    services: Services, workers: RunningWorkers, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP client for the real app (ASGI transport), with workers running."""
+    app = create_app(services.settings, services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,102 @@
+"""Reusable end-to-end flows through the real API (registration, login)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+import httpx
+import pyotp
+
+from core.email import MemoryEmailBackend
+
+STRONG_PASSWORD = "correct-horse-battery-staple-42"
+
+
+@dataclass
+class Customer:
+    """A registered, MFA-enabled user and what the test knows about it."""
+
+    email: str
+    password: str
+    totp_secret: str
+    recovery_codes: list[str]
+    access_token: str
+    refresh_token: str
+    registration_id: str
+    used_steps: set[int] = field(default_factory=set)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Authorization header with the current access token."""
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def fresh_totp(self) -> str:
+        """A valid TOTP code for a step not used yet (the server refuses reused steps)."""
+        totp = pyotp.TOTP(self.totp_secret)
+        for offset in (0, 1, -1):
+            step = totp.timecode(__import__("datetime").datetime.now()) + offset
+            if step not in self.used_steps:
+                self.used_steps.add(step)
+                return totp.generate_otp(step)
+        raise AssertionError("no unused TOTP step within the window")
+
+
+async def wait_for_email(outbox: MemoryEmailBackend, to: str, count: int = 1) -> str:
+    """The body of the `count`-th email to an address, waiting for the worker to send it."""
+    for _ in range(200):
+        mails = [m for m in outbox.outbox if m.to == to]
+        if len(mails) >= count:
+            return mails[count - 1].body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no email #{count} to {to}")
+
+
+def code_in(body: str) -> str:
+    """The 6-digit verification code in an email body."""
+    match = re.search(r"\b(\d{6})\b", body)
+    assert match, body
+    return match.group(1)
+
+
+async def start_registration(
+    api: httpx.AsyncClient, email: str, password: str = STRONG_PASSWORD
+) -> str:
+    """POST /register; returns the registration id."""
+    response = await api.post(
+        "/api/auth/register",
+        json={"email": email, "password": password, "first_name": "Ada", "last_name": "Lovelace"},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["registration_id"])
+
+
+async def verify_email(api: httpx.AsyncClient, registration_id: str, code: str) -> httpx.Response:
+    """Submit an email code."""
+    return await api.post(
+        f"/api/auth/registrations/{registration_id}/verify-email", json={"code": code}
+    )
+
+
+async def register_customer(
+    api: httpx.AsyncClient, outbox: MemoryEmailBackend, email: str = "ada@example.com"
+) -> Customer:
+    """Register, verify the email, set up and verify MFA: an active customer."""
+    registration_id = await start_registration(api, email)
+    code = code_in(await wait_for_email(outbox, email))
+    verified = await verify_email(api, registration_id, code)
+    assert verified.status_code == 200, verified.text
+    reg_auth = {"Authorization": f"Bearer {verified.json()['registration_token']}"}
+    setup = await api.post("/api/auth/mfa/setup", headers=reg_auth)
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
+    customer = Customer(email, STRONG_PASSWORD, secret, [], "", "", registration_id)
+    done = await api.post(
+        "/api/auth/mfa/verify", headers=reg_auth, json={"code": customer.fresh_totp()}
+    )
+    assert done.status_code == 200, done.text
+    body = done.json()
+    customer.recovery_codes = body["recovery_codes"]
+    customer.access_token, customer.refresh_token = body["access_token"], body["refresh_token"]
+    return customer
