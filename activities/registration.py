@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -57,8 +58,8 @@ class RegistrationActivities:
             user = (
                 await session.execute(
                     select(User)
-                    .join(Registration, Registration.user_id == User.id)  # type: ignore[arg-type]
-                    .where(Registration.id == inp.registration_id)
+                    .join(Registration, col(Registration.user_id) == User.id)
+                    .where(col(Registration.id) == inp.registration_id)
                 )
             ).scalar_one_or_none()
             if user is None:
@@ -85,7 +86,7 @@ class RegistrationActivities:
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(EmailVerification)
-                .where(EmailVerification.send_key == f"{rid}:{inp.sequence}")  # type: ignore[arg-type]
+                .where(col(EmailVerification.send_key) == f"{rid}:{inp.sequence}")
                 .values(sent_at=utcnow())
             )
 
@@ -103,7 +104,7 @@ class RegistrationActivities:
             sent = (
                 await session.execute(
                     select(EmailVerification).where(
-                        EmailVerification.send_key == f"{inp.registration_id}:{inp.sequence}"  # type: ignore[arg-type]
+                        col(EmailVerification.send_key) == f"{inp.registration_id}:{inp.sequence}"
                     )
                 )
             ).scalar_one_or_none()
@@ -158,5 +159,7 @@ class RegistrationActivities:
             await session.flush()
             if user_id is not None:
                 await session.execute(
-                    delete(User).where(User.id == user_id, User.status == UserStatus.PENDING)  # type: ignore[arg-type]
+                    delete(User).where(
+                        col(User.id) == user_id, col(User.status) == UserStatus.PENDING
+                    )
                 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import uvicorn
 from temporalio.client import Client
@@ -14,6 +16,14 @@ from core.email import create_email_backend
 from core.settings import Settings
 from temporal.client import connect_temporal
 from workers.assembly import WorkerDeps, build_workers
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `vortex` owns Ctrl-C and stops in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def run_workers(
@@ -48,8 +58,7 @@ async def run_api(settings: Settings, stop: asyncio.Event, client: Client | None
         log_config=None,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _EmbeddedServer(config)
     serving = asyncio.create_task(server.serve())
     try:
         await _until_stop_or_failure(stop, [serving])

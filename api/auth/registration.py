@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -33,6 +34,7 @@ from models.registration import Registration, RegistrationStatus
 from models.registration_payloads import (
     CompleteMfaRequest,
     RegistrationInput,
+    RegistrationResult,
     RegistrationState,
     VerifyEmailRequest,
 )
@@ -185,9 +187,7 @@ class RegistrationService:
         if RegistrationStatus(registration.status).is_terminal:
             return registration
         try:
-            return await self._handle(registration_id).query(
-                RegistrationWorkflow.status, result_type=RegistrationState
-            )
+            return await self._handle(registration_id).query(RegistrationWorkflow.status)
         except RPCError:
             return await self.get(registration_id)
 
@@ -200,7 +200,6 @@ class RegistrationService:
             self._handle(registration_id).execute_update(
                 RegistrationWorkflow.verify_email,
                 VerifyEmailRequest(code_digest=digest),
-                result_type=RegistrationState,
             ),
         )
 
@@ -209,9 +208,7 @@ class RegistrationService:
         await self.get(registration_id)
         return await self._update(
             registration_id,
-            self._handle(registration_id).execute_update(
-                RegistrationWorkflow.resend_code, result_type=RegistrationState
-            ),
+            self._handle(registration_id).execute_update(RegistrationWorkflow.resend_code),
         )
 
     def registration_token(self, user_id: uuid.UUID, registration_id: uuid.UUID) -> str:
@@ -263,7 +260,6 @@ class RegistrationService:
             self._handle(registration_id).execute_update(
                 RegistrationWorkflow.complete_mfa,
                 CompleteMfaRequest(recovery_code_digests=digests),
-                result_type=RegistrationState,
             ),
         )
         return codes
@@ -275,14 +271,18 @@ class RegistrationService:
         if user.status != UserStatus.PENDING:
             raise errors.InvalidState("MFA is already active for this account")
         registration = await session.scalar(
-            select(Registration).where(Registration.user_id == user_id)  # type: ignore[arg-type]
+            select(Registration).where(col(Registration.user_id) == user_id)
         )
         if registration is None or registration.status != RegistrationStatus.AWAITING_MFA:
             raise errors.InvalidState("email verification is not complete")
         return user  # type: ignore[no-any-return]
 
-    def _handle(self, registration_id: uuid.UUID) -> WorkflowHandle[Any, Any]:
-        return self.s.temporal.get_workflow_handle(registration_workflow_id(registration_id))
+    def _handle(
+        self, registration_id: uuid.UUID
+    ) -> WorkflowHandle[RegistrationWorkflow, RegistrationResult]:
+        return self.s.temporal.get_workflow_handle_for(
+            RegistrationWorkflow.run, registration_workflow_id(registration_id)
+        )
 
     async def _update(self, registration_id: uuid.UUID, call: Awaitable[T]) -> T:
         """Run a workflow update and translate its failures into problem+json errors."""

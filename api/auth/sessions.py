@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.auth import totp
 from api.auth.registration import RegistrationService, normalize_email, recovery_code_digest
@@ -79,7 +80,7 @@ class SessionService:
         account = self._account_key(email)
         await self.s.throttle.ensure_allowed(account, client)
         async with self.s.sessions() as session:
-            user = await session.scalar(select(User).where(User.email == email))  # type: ignore[arg-type]
+            user = await session.scalar(select(User).where(col(User.email) == email))
         ok = await asyncio.to_thread(
             verify_password, user.password_hash if user else None, body.password
         )
@@ -98,7 +99,7 @@ class SessionService:
         """A pending user with the right password learns what step remains."""
         async with self.s.sessions() as session:
             registration = await session.scalar(
-                select(Registration).where(Registration.user_id == user.id)  # type: ignore[arg-type]
+                select(Registration).where(col(Registration.user_id) == user.id)
             )
         if registration is not None and registration.status == RegistrationStatus.AWAITING_MFA:
             token = RegistrationService(self.s).registration_token(user.id, registration.id)
@@ -116,9 +117,9 @@ class SessionService:
         used = await session.execute(
             update(RecoveryCode)
             .where(
-                RecoveryCode.user_id == user.id,  # type: ignore[arg-type]
-                RecoveryCode.code_digest == recovery_code_digest(self.s, body.recovery_code),  # type: ignore[arg-type]
-                RecoveryCode.used_at.is_(None),  # type: ignore[union-attr]
+                col(RecoveryCode.user_id) == user.id,
+                col(RecoveryCode.code_digest) == recovery_code_digest(self.s, body.recovery_code),
+                col(RecoveryCode.used_at).is_(None),
             )
             .values(used_at=utcnow())
         )
@@ -194,7 +195,7 @@ class SessionService:
     async def _revoke_family(self, session: AsyncSession, family: uuid.UUID) -> None:
         await session.execute(
             update(RefreshToken)
-            .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
+            .where(col(RefreshToken.family_id) == family, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=utcnow())
         )
 

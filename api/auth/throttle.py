@@ -43,9 +43,11 @@ class Throttle:
         ):
             counter = f"{self._prefix}:fail:{scope}:{subject}"
             async with self._redis.pipeline(transaction=True) as pipe:
+                # SET NX + INCR rather than EXPIRE NX: the window starts at the first failure
+                # and this works on Redis 6.2 (the embedded server) as well as 7.
+                pipe.set(counter, 0, ex=p.window_seconds, nx=True)
                 pipe.incr(counter)
-                pipe.expire(counter, p.window_seconds, nx=True)
-                failures, _ = await pipe.execute()
+                _, failures = await pipe.execute()
             if int(failures) >= limit:
                 await self._redis.set(self._lock_key(scope, subject), "1", ex=p.lockout_seconds)
                 await self._redis.delete(counter)

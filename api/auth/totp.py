@@ -8,6 +8,7 @@ import uuid
 import pyotp
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.crypto import Crypto
 from models.user import User
@@ -49,8 +50,8 @@ async def consume_totp(session: AsyncSession, crypto: Crypto, user: User, code: 
     result = await session.execute(
         update(User)
         .where(
-            User.id == user.id,  # type: ignore[arg-type]
-            or_(User.totp_last_step.is_(None), User.totp_last_step < step),  # type: ignore[union-attr, operator]
+            col(User.id) == user.id,
+            or_(col(User.totp_last_step).is_(None), col(User.totp_last_step) < step),
         )
         .values(totp_last_step=step)
     )
