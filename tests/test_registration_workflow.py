@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
 from api.auth.registration import RegistrationService
 from api.services import Services
