@@ -96,4 +96,6 @@ async def test_registration_workflows_are_filterable_by_status_without_personal_
         f"registration-{uuid.UUID(pending_id)}"
     ).describe()
     assert "example.com" not in str(described.typed_search_attributes)
-    assert described.static_summary
+    assert await described.static_summary() == (
+        "User registration: email verification, then TOTP MFA"
+    )
