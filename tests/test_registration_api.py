@@ -98,3 +98,25 @@ async def test_resend_is_refused_during_cooldown(
 
     assert response.status_code == 429
     assert "resend_available_at" in response.json()
+
+
+async def test_a_taken_email_gets_a_status_url_that_behaves_like_a_real_one(
+    api: httpx.AsyncClient, outbox: MemoryEmailBackend
+) -> None:
+    await register_customer(api, outbox, "known@example.com")
+    decoy_id = await start_registration(api, "known@example.com")
+    real_id = await start_registration(api, "unknown@example.com")
+    await wait_for_email(outbox, "unknown@example.com")
+
+    decoy = (await api.get(f"/api/auth/registrations/{decoy_id}")).json()
+    real = (await api.get(f"/api/auth/registrations/{real_id}")).json()
+    decoy_wrong = await verify_email(api, decoy_id, "000000")
+    real_wrong = await verify_email(api, real_id, "000000")
+    decoy_resend = await api.post(f"/api/auth/registrations/{decoy_id}/resend-code")
+
+    assert set(decoy) == set(real)
+    assert decoy["status"] == real["status"] == "awaiting_email_verification"
+    assert decoy["attempts_left"] == real["attempts_left"]
+    assert decoy_wrong.status_code == real_wrong.status_code == 400
+    assert decoy_wrong.json()["attempts_left"] == real_wrong.json()["attempts_left"] == 4
+    assert decoy_resend.status_code == 429

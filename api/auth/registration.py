@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.registration import code_digest
 from api.auth import totp
+from api.auth.decoys import DecoyRegistrations
 from api.services import Services
 from core import errors
 from core.crypto import hash_password
@@ -85,6 +86,7 @@ class RegistrationService:
 
     def __init__(self, services: Services) -> None:
         self.s = services
+        self._decoys = DecoyRegistrations(services.redis, services.settings)
 
     async def register(self, body: RegisterRequest, client: str) -> uuid.UUID:
         """Create a pending user and start its RegistrationWorkflow; returns the registration id.
@@ -108,6 +110,7 @@ class RegistrationService:
                 )
                 if taken:
                     await record_audit(session, "registration.email_taken", client=client)
+                    await self._decoys.create(registration_id)
                     return registration_id
                 session.add(
                     User(
@@ -127,8 +130,9 @@ class RegistrationService:
                     subject=str(registration_id),
                     client=client,
                 )
-        except IntegrityError:
-            return registration_id  # a concurrent sign-up won the email: same answer
+        except IntegrityError:  # a concurrent sign-up won the email: same answer
+            await self._decoys.create(registration_id)
+            return registration_id
         try:
             await self._start_workflow(registration_id, user_id)
         except Exception:
@@ -183,6 +187,9 @@ class RegistrationService:
 
     async def state(self, registration_id: uuid.UUID) -> RegistrationState | Registration:
         """Live state from the workflow while it runs, the database row once it has ended."""
+        decoy = await self._decoys.state(registration_id)
+        if decoy is not None:
+            return decoy
         registration = await self.get(registration_id)
         if RegistrationStatus(registration.status).is_terminal:
             return registration
@@ -193,6 +200,9 @@ class RegistrationService:
 
     async def verify_email(self, registration_id: uuid.UUID, code: str) -> RegistrationState:
         """Relay a code (as a keyed digest) to the workflow's `verify_email` update."""
+        decoy = await self._decoys.state(registration_id)
+        if decoy is not None:
+            await self._decoys.verify_email(decoy)
         await self.get(registration_id)
         digest = code_digest(self.s.crypto, str(registration_id), code)
         return await self._update(
@@ -205,6 +215,9 @@ class RegistrationService:
 
     async def resend_code(self, registration_id: uuid.UUID) -> RegistrationState:
         """Ask the workflow for a new code (subject to its cooldown)."""
+        decoy = await self._decoys.state(registration_id)
+        if decoy is not None:
+            return await self._decoys.resend_code(decoy)
         await self.get(registration_id)
         return await self._update(
             registration_id,
