@@ -42,7 +42,8 @@ class DecoyRegistrations:
 
     async def state(self, registration_id: uuid.UUID) -> RegistrationState | None:
         """The decoy's state, or None if there is no such decoy."""
-        data = await self._redis.hgetall(KEY.format(registration_id))
+        raw = await self._redis.hgetall(KEY.format(registration_id))
+        data = {str(k): str(v) for k, v in raw.items()}  # the client decodes; this types it
         if not data:
             return None
         last_sent = datetime.fromisoformat(data["last_sent_at"])
