@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -17,6 +18,8 @@ from core.settings import Settings
 from workflows.registration import RegistrationWorkflow
 
 WORKFLOWS: Sequence[type] = (RegistrationWorkflow,)
+# On SIGTERM running activities get this long to finish before they are cancelled (and retried).
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
 @dataclass
@@ -59,10 +62,12 @@ def build_workers(
             task_queue=task_queue or settings.task_queue,
             workflows=list(WORKFLOWS),
             activities=main_activities(deps),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
         Worker(
             client,
             task_queue=external_task_queue or settings.external_task_queue,
             activities=external_activities(deps),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
     ]
