@@ -69,7 +69,9 @@ async def record_audit(
     details = details or {}
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
     prev = (
-        await session.execute(select(col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1))
+        await session.execute(
+            select(col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
+        )
     ).scalar_one_or_none() or GENESIS_HASH
     actor = str(actor_user_id) if actor_user_id else None
     session.add(
