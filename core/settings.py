@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     task_queue: str = "vortex-main"
     external_task_queue: str = "vortex-external"
 
+    # Payment rail: the bundled simulator by default (`vortex rail`, started by `vortex dev`).
+    rail_url: str = "http://127.0.0.1:8100"
+    rail_port: int = 8100
+    rail_webhook_secret: SecretStr = SecretStr("dev-rail-webhook-secret-change-me")
+    rail_settle_delay_seconds: float = 2.0
+    rail_transient_failure_rate: float = 0.0
+    rail_reject_rate: float = 0.0
+    api_public_url: str = "http://127.0.0.1:8000"  # the rail calls back <this>/api/webhooks/rail
+
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
