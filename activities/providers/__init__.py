@@ -1,0 +1,41 @@
+"""Seams to external providers (payment rail, ...): a Protocol, its models and typed errors."""
+
+from activities.providers.rail import (
+    NON_RETRYABLE_RAIL_ERRORS,
+    RAIL_WEBHOOK_PATH,
+    HttpPaymentRail,
+    PaymentRail,
+    RailConflictError,
+    RailError,
+    RailEvent,
+    RailInboundEvent,
+    RailNotFoundError,
+    RailPayment,
+    RailPaymentEvent,
+    RailPaymentStatus,
+    RailRejectedError,
+    RailTransientError,
+    SubmitPayment,
+    parse_rail_event,
+    rail_callback_url,
+)
+
+__all__ = [
+    "NON_RETRYABLE_RAIL_ERRORS",
+    "RAIL_WEBHOOK_PATH",
+    "HttpPaymentRail",
+    "PaymentRail",
+    "RailConflictError",
+    "RailError",
+    "RailEvent",
+    "RailInboundEvent",
+    "RailNotFoundError",
+    "RailPayment",
+    "RailPaymentEvent",
+    "RailPaymentStatus",
+    "RailRejectedError",
+    "RailTransientError",
+    "SubmitPayment",
+    "parse_rail_event",
+    "rail_callback_url",
+]
