@@ -50,6 +50,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     _run_until_signal(lambda stop: run_workers(settings, stop))
 
 
+def cmd_rail(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve the payment rail simulator alone."""
+    from cli.rail import run_rail
+
+    _run_until_signal(lambda stop: run_rail(settings, stop))
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     """Apply database migrations up to head."""
     from models.migrate import upgrade_to_head
@@ -63,6 +70,7 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] 
     "api": (cmd_api, "run the HTTP API only"),
     "worker": (cmd_worker, "run the Temporal workers only"),
     "migrate": (cmd_migrate, "apply database migrations"),
+    "rail": (cmd_rail, "run the payment rail simulator only"),
 }
 
 
