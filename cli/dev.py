@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
+from cli.rail import run_rail
 from cli.runtime import run_api, run_workers
 from core.embedded import EmbeddedPostgres, EmbeddedRedis
 from core.logging import get_logger
@@ -48,7 +49,11 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
             settings.effective_temporal_address, settings.temporal_namespace
         )
         _print_urls(settings, temporal_ui=temporal_ui)
-        await asyncio.gather(run_workers(settings, stop, client), run_api(settings, stop, client))
+        await asyncio.gather(
+            run_workers(settings, stop, client),
+            run_api(settings, stop, client),
+            run_rail(settings, stop),
+        )
         log.info("stopping embedded services")
 
 
@@ -61,6 +66,7 @@ def _print_urls(settings: Settings, *, temporal_ui: bool) -> None:
         f"  Health/ready   {api}/health  {api}/ready",
         f"  Metrics        {api}/metrics",
         f"  Temporal       {settings.effective_temporal_address}",
+        f"  Rail simulator {settings.rail_url}  (payment rail stand-in, signed webhooks)",
     ]
     if temporal_ui:
         lines.append(f"  Temporal UI    http://127.0.0.1:{settings.embedded_temporal_ui_port}")

@@ -10,6 +10,7 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
+DEV_RAIL_SECRET = "dev-rail-webhook-secret-change-me"  # noqa: S105 - refused outside dev
 
 
 class Settings(BaseSettings):
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
     # Payment rail: the bundled simulator by default (`vortex rail`, started by `vortex dev`).
     rail_url: str = "http://127.0.0.1:8100"
     rail_port: int = 8100
-    rail_webhook_secret: SecretStr = SecretStr("dev-rail-webhook-secret-change-me")
+    rail_webhook_secret: SecretStr = SecretStr(DEV_RAIL_SECRET)
     rail_settle_delay_seconds: float = 2.0
     rail_transient_failure_rate: float = 0.0
     rail_reject_rate: float = 0.0
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
     def _refuse_dev_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
             raise ValueError("VORTEX_SECRET_KEY must be set to a real secret in production")
+        if self.environment == "production" and self.rail_webhook_secret.get_secret_value() == (
+            DEV_RAIL_SECRET
+        ):
+            raise ValueError(
+                "VORTEX_RAIL_WEBHOOK_SECRET must be set to a real secret in production"
+            )
         if len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("VORTEX_SECRET_KEY must be at least 32 characters")
         return self
