@@ -65,13 +65,30 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     log.info("database migrated to head")
 
 
+def cmd_ledger(settings: Settings, args: argparse.Namespace) -> None:
+    """Ledger maintenance; `verify` checks the invariants and exits 1 when one is broken."""
+    from cli.ledger import run_ledger_command
+
+    sys.exit(run_ledger_command(settings, args))
+
+
+def _ledger_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    verify = actions.add_parser("verify", help="prove the ledger invariants per currency")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] = {
     "dev": (cmd_dev, "everything on embedded services (Temporal + UI, PostgreSQL, Redis)"),
     "api": (cmd_api, "run the HTTP API only"),
     "worker": (cmd_worker, "run the Temporal workers only"),
     "migrate": (cmd_migrate, "apply database migrations"),
     "rail": (cmd_rail, "run the payment rail simulator only"),
+    "ledger": (cmd_ledger, "ledger maintenance: `vortex ledger verify`"),
 }
+
+# Commands that take arguments of their own.
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"ledger": _ledger_arguments}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vortex", description="VortexCore banking backend")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text)
+        command_parser = sub.add_parser(name, help=help_text)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command_parser)
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)

@@ -14,3 +14,13 @@ __all__ = [
     "User",
     "UserStatus",
 ]
+from models.ledger import (
+    Hold,
+    JournalEntry,
+    LedgerAccount,
+    OutboxEvent,
+    Posting,
+    Transaction,
+)
+
+__all__ += ["Hold", "JournalEntry", "LedgerAccount", "OutboxEvent", "Posting", "Transaction"]

@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.ledger import LedgerActivities
 from activities.registration import RegistrationActivities
 from core.crypto import crypto_for
 from core.db import SessionFactory
@@ -36,7 +37,8 @@ def main_activities(deps: WorkerDeps) -> list[Any]:
     reg = RegistrationActivities(
         deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), deps.email
     )
-    return [reg.check_email_code, reg.activate_user, reg.close_registration]
+    ledger = LedgerActivities(deps.sessions)
+    return [reg.check_email_code, reg.activate_user, reg.close_registration, *ledger.all()]
 
 
 def external_activities(deps: WorkerDeps) -> list[Any]:
