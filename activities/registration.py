@@ -14,10 +14,13 @@ from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.ledger import open_account
 from core.crypto import Crypto, constant_time_equal
 from core.db import SessionFactory, transaction
 from core.email import EmailBackend, OutgoingEmail
 from models.base import utcnow
+from models.ledger import AccountType
+from models.ledger_payloads import OpenAccountRequest
 from models.registration import EmailVerification, Registration, RegistrationStatus
 from models.registration_payloads import (
     ActivateInput,
@@ -44,10 +47,18 @@ def code_digest(crypto: Crypto, registration_id: str, code: str) -> str:
 class RegistrationActivities:
     """Activities of RegistrationWorkflow, bound to their dependencies."""
 
-    def __init__(self, sessions: SessionFactory, crypto: Crypto, email: EmailBackend) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        crypto: Crypto,
+        email: EmailBackend,
+        *,
+        default_currency: str = "EUR",
+    ) -> None:
         self._sessions = sessions
         self._crypto = crypto
         self._email = email
+        self._default_currency = default_currency
 
     @activity.defn(name="registration.send_verification_code")
     async def send_verification_code(self, inp: SendCodeInput) -> None:
@@ -118,7 +129,8 @@ class RegistrationActivities:
 
     @activity.defn(name="registration.activate_user")
     async def activate_user(self, inp: ActivateInput) -> None:
-        """Activate the user, enable MFA and store the recovery code digests."""
+        """Activate the user, enable MFA, store the recovery code digests and open the user's
+        default account, all in one transaction."""
         async with transaction(self._sessions) as session:
             registration = await session.get(
                 Registration, inp.registration_id, with_for_update=True
@@ -141,6 +153,16 @@ class RegistrationActivities:
                 insert(RecoveryCode)
                 .values([{"user_id": user.id, "code_digest": d} for d in inp.recovery_code_digests])
                 .on_conflict_do_nothing(index_elements=["code_digest"])
+            )
+            await open_account(
+                session,
+                OpenAccountRequest(
+                    idempotency_key=f"default-account:{user.id}",
+                    owner_user_id=user.id,
+                    currency=self._default_currency,
+                    type=AccountType.CHECKING,
+                    name="Main account",
+                ),
             )
 
     @activity.defn(name="registration.close_registration")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routes import auth, health
+from api.routes import accounts, auth, health, payments
 from api.services import Services
 from core.settings import Settings, get_settings
 
@@ -41,4 +41,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(accounts.router)
+    app.include_router(payments.router)
     return app

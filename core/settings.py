@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     verification_resend_cooldown_seconds: int = 60
     registration_expiry_seconds: int = 24 * 3600
     recovery_code_count: int = 10
+    default_account_currency: str = "EUR"  # the account opened when a registration completes
 
     # Throttling of logins and TOTP attempts (per account and per client).
     login_max_failures: int = 5
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+
+    # Payments: risk rules (minor units of the payment's currency) and the synchronous wait.
+    max_single_payment_minor: int = 10_000_000
+    max_payments_per_hour: int = 60
+    payment_review_threshold_minor: int = 100_000
+    payment_sync_wait_seconds: float = 3.0
 
     task_queue: str = "vortex-main"
     external_task_queue: str = "vortex-external"

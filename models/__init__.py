@@ -24,3 +24,6 @@ from models.ledger import (
 )
 
 __all__ += ["Hold", "JournalEntry", "LedgerAccount", "OutboxEvent", "Posting", "Transaction"]
+from models.payment import LinkedAccount, Payment, PaymentMethod, WebhookEvent
+
+__all__ += ["LinkedAccount", "Payment", "PaymentMethod", "WebhookEvent"]

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 
 def registration_workflow_id(registration_id: uuid.UUID) -> str:
     """`registration-<registration uuid>`."""
     return f"registration-{registration_id}"
+
+
+def account_closure_workflow_id(account_id: uuid.UUID) -> str:
+    """`account-closure-<account uuid>`: one closure per account."""
+    return f"account-closure-{account_id}"
+
+
+def transfer_workflow_id(payment_id: uuid.UUID) -> str:
+    """`transfer-<payment uuid>`: the payment row maps the client's Idempotency-Key to it."""
+    return f"transfer-{payment_id}"
+
+
+def external_transaction_workflow_id(account_id: uuid.UUID, external_id: str) -> str:
+    """`external-txn-<account uuid>-<sha256(external id)[:32]>`: the source's id is hashed
+    because it is not ours (it may carry card or terminal data)."""
+    digest = hashlib.sha256(external_id.encode()).hexdigest()[:32]
+    return f"external-txn-{account_id}-{digest}"

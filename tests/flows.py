@@ -7,10 +7,16 @@ import re
 import time
 from dataclasses import dataclass
 
+import uuid
+
 import httpx
 import pyotp
 
+from activities.ledger import fund_account
+from core.db import SessionFactory, transaction
+
 from core.email import MemoryEmailBackend
+from models.ledger_payloads import FundAccountRequest
 
 STRONG_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -100,3 +106,18 @@ async def register_customer(
     customer.recovery_codes = body["recovery_codes"]
     customer.access_token, customer.refresh_token = body["access_token"], body["refresh_token"]
     return customer
+
+
+async def fund(sessions: SessionFactory, account_id: str, amount_minor: int, currency: str) -> None:
+    """Credit an account from external settlement the way ops would (a real journal entry)."""
+    async with transaction(sessions) as session:
+        await fund_account(
+            session,
+            FundAccountRequest(
+                idempotency_key=f"test-funding-{uuid.uuid4()}",
+                account_id=uuid.UUID(account_id),
+                amount=amount_minor,
+                currency=currency,
+                reason="test",
+            ),
+        )

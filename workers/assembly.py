@@ -11,14 +11,17 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
+from activities.payments import PaymentActivities
 from activities.registration import RegistrationActivities
 from core.crypto import crypto_for
 from core.db import SessionFactory
 from core.email import EmailBackend
 from core.settings import Settings
+from workflows.account_closure import AccountClosureWorkflow
 from workflows.registration import RegistrationWorkflow
+from workflows.transfer import TransferWorkflow
 
-WORKFLOWS: Sequence[type] = (RegistrationWorkflow,)
+WORKFLOWS: Sequence[type] = (RegistrationWorkflow, AccountClosureWorkflow, TransferWorkflow)
 # On SIGTERM running activities get this long to finish before they are cancelled (and retried).
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
@@ -32,20 +35,39 @@ class WorkerDeps:
     email: EmailBackend
 
 
+def _registration_activities(deps: WorkerDeps) -> RegistrationActivities:
+    return RegistrationActivities(
+        deps.sessions,
+        crypto_for(deps.settings.secret_key.get_secret_value()),
+        deps.email,
+        default_currency=deps.settings.default_account_currency,
+    )
+
+
 def main_activities(deps: WorkerDeps) -> list[Any]:
     """Activities that only touch PostgreSQL/Redis."""
-    reg = RegistrationActivities(
-        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), deps.email
-    )
+    reg = _registration_activities(deps)
     ledger = LedgerActivities(deps.sessions)
-    return [reg.check_email_code, reg.activate_user, reg.close_registration, *ledger.all()]
+    st = deps.settings
+    payments = PaymentActivities(
+        deps.sessions,
+        max_single_payment_minor=st.max_single_payment_minor,
+        max_payments_per_hour=st.max_payments_per_hour,
+        review_threshold_minor=st.payment_review_threshold_minor,
+    )
+    return [
+        reg.check_email_code,
+        reg.activate_user,
+        reg.close_registration,
+        *ledger.all(),
+        payments.set_status,
+        payments.assess_risk,
+    ]
 
 
 def external_activities(deps: WorkerDeps) -> list[Any]:
     """Activities that call slow external systems (email, payment rail, LLM)."""
-    reg = RegistrationActivities(
-        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), deps.email
-    )
+    reg = _registration_activities(deps)
     return [reg.send_verification_code]
 
 

@@ -1,0 +1,68 @@
+"""Payment activities: keep the payment read model in step with the workflow, assess risk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlmodel import col
+from temporalio import activity
+
+from core.db import SessionFactory, transaction
+from models.base import utcnow
+from models.payment import Payment, PaymentStatus
+from models.payment_payloads import PaymentStatusChange, RiskDecision, RiskInput
+
+
+class PaymentActivities:
+    """Activities shared by the payment workflows."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        max_single_payment_minor: int,
+        max_payments_per_hour: int,
+        review_threshold_minor: int,
+    ) -> None:
+        self._sessions = sessions
+        self._max_single = max_single_payment_minor
+        self._max_per_hour = max_payments_per_hour
+        self._review_threshold = review_threshold_minor
+
+    @activity.defn(name="payments.set_status")
+    async def set_status(self, change: PaymentStatusChange) -> None:
+        """Record a status change; a terminal status is never overwritten (idempotent)."""
+        async with transaction(self._sessions) as session:
+            payment = await session.get(Payment, change.payment_id, with_for_update=True)
+            if payment is None or PaymentStatus(payment.status).is_terminal:
+                return
+            now = utcnow()
+            payment.status, payment.updated_at = change.status, now
+            if change.failure_reason is not None:
+                payment.failure_reason = change.failure_reason[:500]
+            if change.rail_payment_id is not None:
+                payment.rail_payment_id = change.rail_payment_id
+            if change.status.is_terminal:
+                payment.completed_at = now
+
+    @activity.defn(name="payments.assess_risk")
+    async def assess_risk(self, inp: RiskInput) -> RiskDecision:
+        """Rule-based risk: a per-payment cap, a velocity limit, and a review threshold."""
+        if inp.amount > self._max_single:
+            return RiskDecision(decision="deny", reason="amount above the single-payment limit")
+        async with self._sessions() as session:
+            recent = await session.scalar(
+                select(func.count())
+                .select_from(Payment)
+                .where(
+                    col(Payment.user_id) == inp.user_id,
+                    col(Payment.id) != inp.payment_id,
+                    col(Payment.created_at) > utcnow() - timedelta(hours=1),
+                )
+            )
+        if (recent or 0) >= self._max_per_hour:
+            return RiskDecision(decision="deny", reason="too many payments in the last hour")
+        if inp.amount >= self._review_threshold:
+            return RiskDecision(decision="review", reason="large amount: customer approval needed")
+        return RiskDecision(decision="allow")

@@ -1,0 +1,77 @@
+"""Idempotency-Key handling for money-moving POSTs: the payment row maps a key to its workflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+
+from core import errors
+from core.db import SessionFactory, transaction
+from models.payment import Payment
+
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyKeyRequired(errors.AppError):
+    status, type, title = 400, "idempotency-key-required", "An Idempotency-Key header is required"
+
+
+class IdempotencyKeyReused(errors.AppError):
+    status, type, title = 422, "idempotency-key-reused", "Idempotency-Key reused with another body"
+
+
+def key_digest(raw: str | None) -> str:
+    """Validate the header and return its digest (what is stored)."""
+    if raw is None or not raw.strip():
+        raise IdempotencyKeyRequired("send a unique Idempotency-Key header (e.g. a UUID)")
+    if len(raw) > MAX_KEY_LENGTH or not raw.isprintable():
+        raise IdempotencyKeyRequired(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable chars")
+    return hashlib.sha256(raw.strip().encode()).hexdigest()
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """Canonical hash of a request body, to detect a key reused with different content."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def claim(
+    sessions: SessionFactory,
+    new_payment: Callable[[uuid.UUID], Payment],
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    body_hash: str,
+    on_first: Callable[[Any, Payment], Awaitable[None]] | None = None,
+) -> tuple[Payment, bool]:
+    """Insert the payment for this key, or return the one already there; (payment, created)."""
+    payment_id = uuid.uuid4()
+    candidate = new_payment(payment_id)
+    async with transaction(sessions) as session:
+        values = candidate.model_dump(exclude={"created_at", "updated_at"})
+        inserted = (
+            await session.execute(
+                insert(Payment)
+                .values(**values)
+                .on_conflict_do_nothing(constraint="ux_payments_user_idempotency_key")
+                .returning(col(Payment.id))
+            )
+        ).scalar_one_or_none()
+        existing = (
+            await session.execute(
+                select(Payment).where(
+                    col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
+                )
+            )
+        ).scalar_one()
+        if inserted is None and existing.request_hash != body_hash:
+            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+        if inserted is not None and on_first is not None:
+            await on_first(session, existing)
+    return existing, inserted is not None

@@ -1,0 +1,249 @@
+"""Customer accounts: list, open, read, rename, close (a workflow) and balance."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, status
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+from temporalio.client import WorkflowFailureError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+
+from activities.ledger import LedgerError, open_account
+from api.deps import ClientDep, CurrentUser, ServicesDep
+from api.ledger_errors import application_error, as_problem
+from core import errors
+from core.db import transaction
+from models.account_schemas import (
+    AccountClosed,
+    AccountClosureInput,
+    AccountList,
+    AccountOpen,
+    AccountRename,
+    AccountView,
+    Balance,
+)
+from models.audit import record_audit
+from models.base import utcnow
+from models.ledger import AccountKind, AccountStatus, LedgerAccount
+from models.ledger_payloads import OpenAccountRequest
+from models.money_schemas import Money
+from temporal import search_attributes
+from temporal.ids import account_closure_workflow_id
+from workflows.account_closure import AccountClosureWorkflow
+
+router = APIRouter(prefix="/api/accounts", tags=["accounts"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+MAX_OPEN_ACCOUNTS = 20
+
+
+def balance_of(account: LedgerAccount) -> Balance:
+    """The balance view of an account row."""
+    return Balance(
+        account_id=account.id,
+        currency=account.currency,
+        posted=Money.of(account.posted, account.currency),
+        held=Money.of(account.held, account.currency),
+        available=Money.of(account.posted - account.held, account.currency),
+        as_of=account.updated_at,
+    )
+
+
+def view_of(account: LedgerAccount) -> AccountView:
+    """The API view of an account row."""
+    assert account.number is not None
+    assert account.type is not None
+    return AccountView(
+        id=account.id,
+        number=account.number,
+        name=account.name,
+        type=account.type,
+        currency=account.currency,
+        status=account.status,
+        balance=balance_of(account),
+        opened_at=account.opened_at,
+        closed_at=account.closed_at,
+    )
+
+
+async def owned_account(
+    session: AsyncSession, user_id: uuid.UUID, account_id: uuid.UUID, *, lock: bool = False
+) -> LedgerAccount:
+    """The caller's customer account, or 404 (also for another user's account)."""
+    account = await session.get(LedgerAccount, account_id, with_for_update=lock)
+    if account is None or account.owner_user_id != user_id:
+        raise errors.NotFound("unknown account")
+    return account
+
+
+@router.get("")
+async def list_accounts(
+    user: CurrentUser,
+    services: ServicesDep,
+    include_closed: Annotated[bool, Query()] = False,
+) -> AccountList:
+    """The caller's accounts with balances (open ones unless `include_closed`)."""
+    query = select(LedgerAccount).where(
+        col(LedgerAccount.owner_user_id) == user.id,
+        col(LedgerAccount.kind) == AccountKind.CUSTOMER,
+    )
+    if not include_closed:
+        query = query.where(col(LedgerAccount.status) == AccountStatus.OPEN)
+    async with services.sessions() as session:
+        rows = (await session.execute(query.order_by(col(LedgerAccount.opened_at)))).scalars()
+        return AccountList(items=[view_of(a) for a in rows])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def open_new_account(
+    body: AccountOpen,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+    idempotency_key: IdempotencyKey = None,
+) -> AccountView:
+    """Open an account; with an Idempotency-Key a retried request returns the same account."""
+    key = f"open:{user.id}:{_digest(idempotency_key) if idempotency_key else uuid.uuid4()}"
+    async with transaction(services.sessions) as session:
+        open_count = await session.scalar(
+            select(func.count())
+            .select_from(LedgerAccount)
+            .where(
+                col(LedgerAccount.owner_user_id) == user.id,
+                col(LedgerAccount.status) == AccountStatus.OPEN,
+            )
+        )
+        if (open_count or 0) >= MAX_OPEN_ACCOUNTS:
+            raise errors.Conflict(f"at most {MAX_OPEN_ACCOUNTS} open accounts per customer")
+        try:
+            opened = await open_account(
+                session,
+                OpenAccountRequest(
+                    idempotency_key=key,
+                    owner_user_id=user.id,
+                    currency=body.currency,
+                    type=body.type,
+                    name=body.name,
+                ),
+            )
+        except LedgerError as exc:
+            raise as_problem(exc) from exc
+        await record_audit(
+            session,
+            "account.opened",
+            actor_user_id=user.id,
+            subject=str(opened.account_id),
+            client=client,
+        )
+        account = await owned_account(session, user.id, opened.account_id)
+    return view_of(account)
+
+
+@router.get("/{account_id}")
+async def get_account(
+    account_id: uuid.UUID, user: CurrentUser, services: ServicesDep
+) -> AccountView:
+    """One of the caller's accounts."""
+    async with services.sessions() as session:
+        return view_of(await owned_account(session, user.id, account_id))
+
+
+@router.put("/{account_id}")
+async def rename_account(
+    account_id: uuid.UUID,
+    body: AccountRename,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+) -> AccountView:
+    """Rename an account (balance, owner, status and currency are not writable)."""
+    async with transaction(services.sessions) as session:
+        account = await owned_account(session, user.id, account_id, lock=True)
+        if account.status != AccountStatus.OPEN:
+            raise errors.InvalidState("a closed account cannot be renamed")
+        account.name, account.updated_at = body.name, utcnow()
+        await record_audit(
+            session,
+            "account.renamed",
+            actor_user_id=user.id,
+            subject=str(account_id),
+            client=client,
+        )
+    return view_of(account)
+
+
+@router.get("/{account_id}/balance")
+async def get_balance(account_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> Balance:
+    """Posted, held and available balance of one account."""
+    async with services.sessions() as session:
+        return balance_of(await owned_account(session, user.id, account_id))
+
+
+@router.delete("/{account_id}")
+async def close_account(
+    account_id: uuid.UUID,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+    sweep_to_account_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> AccountClosed:
+    """Close via AccountClosureWorkflow; a non-zero balance needs `sweep_to_account_id`."""
+    async with services.sessions() as session:
+        account = await owned_account(session, user.id, account_id)
+        if sweep_to_account_id is not None:
+            await owned_account(session, user.id, sweep_to_account_id)
+    workflow_id = account_closure_workflow_id(account_id)
+    if account.status == AccountStatus.CLOSED:
+        raise errors.InvalidState("account is already closed")
+    try:
+        result = await services.temporal.execute_workflow(
+            AccountClosureWorkflow.run,
+            AccountClosureInput(
+                account_id=account_id,
+                owner_user_id=user.id,
+                sweep_to_account_id=sweep_to_account_id,
+            ),
+            id=workflow_id,
+            task_queue=services.settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(search_attributes.USER_ID, str(user.id))]
+            ),
+            static_summary="Close a customer account (sweep the balance first if asked)",
+        )
+    except WorkflowFailureError as exc:
+        cause = application_error(exc)
+        if cause is None:
+            raise
+        raise as_problem(cause) from exc
+    async with transaction(services.sessions) as session:
+        await record_audit(
+            session,
+            "account.closed",
+            actor_user_id=user.id,
+            subject=str(account_id),
+            client=client,
+            details={"swept_minor": result.swept_amount},
+        )
+    return AccountClosed(
+        account_id=account_id,
+        status=AccountStatus.CLOSED,
+        closed_at=result.closed_at,
+        swept=Money.of(result.swept_amount, account.currency) if result.swept_amount else None,
+        sweep_to_account_id=result.sweep_to_account_id,
+        workflow_id=workflow_id,
+    )
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]

@@ -1,0 +1,158 @@
+"""Payments (read model of the payment workflows), payment methods (beneficiaries), linked
+external accounts and received webhook events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from models.base import timestamp, uuid_pk
+
+
+class PaymentKind(StrEnum):
+    """Internal transfers stay in the ledger; external payments go out through the rail."""
+
+    INTERNAL_TRANSFER = "internal_transfer"
+    EXTERNAL = "external"
+
+
+class PaymentStatus(StrEnum):
+    """Lifecycle of a payment; the last four are terminal."""
+
+    SCHEDULED = "scheduled"
+    PENDING_APPROVAL = "pending_approval"
+    PROCESSING = "processing"
+    SUBMITTED = "submitted"
+    REQUIRES_ACTION = "requires_action"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once nothing more will happen to the payment."""
+        return self in _TERMINAL
+
+
+_TERMINAL = {
+    PaymentStatus.COMPLETED,
+    PaymentStatus.REJECTED,
+    PaymentStatus.CANCELLED,
+    PaymentStatus.FAILED,
+}
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Payment(SQLModel, table=True):
+    """One payment request of a customer; the workflow keeps it up to date."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="ux_payments_user_idempotency_key"),
+        CheckConstraint(_in("kind", PaymentKind), name="ck_payments_kind"),
+        CheckConstraint(_in("status", PaymentStatus), name="ck_payments_status"),
+        CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
+        Index("ix_payments_user_created", "user_id", "created_at"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="RESTRICT")
+    kind: PaymentKind = Field(sa_type=String(24))
+    status: PaymentStatus = Field(sa_type=String(24))
+    from_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id", ondelete="RESTRICT")
+    to_account_id: uuid.UUID | None = Field(
+        default=None, foreign_key="ledger_accounts.id", ondelete="RESTRICT"
+    )
+    payment_method_id: uuid.UUID | None = Field(
+        default=None, foreign_key="payment_methods.id", ondelete="RESTRICT"
+    )
+    amount: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    description: str = Field(default="", max_length=500)
+    idempotency_key: str = Field(max_length=64)  # sha256 of the client's Idempotency-Key
+    request_hash: str = Field(max_length=64)
+    workflow_id: str = Field(max_length=200, unique=True)
+    execute_at: datetime | None = timestamp(nullable=True)
+    rail_payment_id: str | None = Field(default=None, max_length=100)
+    failure_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = timestamp(server_now=True)
+    updated_at: datetime = timestamp(server_now=True)
+    completed_at: datetime | None = timestamp(nullable=True)
+
+
+class PaymentMethodKind(StrEnum):
+    """A bank account (IBAN) beneficiary or a tokenised card."""
+
+    IBAN = "iban"
+    CARD = "card"
+
+
+class PaymentMethod(SQLModel, table=True):
+    """A saved beneficiary of a customer; deletion is soft so past payments keep it."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        CheckConstraint(_in("kind", PaymentMethodKind), name="ck_payment_methods_kind"),
+        CheckConstraint(
+            "(kind = 'iban') = (iban IS NOT NULL) AND (kind = 'card') = (card_token IS NOT NULL)",
+            name="ck_payment_methods_fields",
+        ),
+        Index("ix_payment_methods_user", "user_id", "created_at"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="RESTRICT")
+    kind: PaymentMethodKind = Field(sa_type=String(8))
+    name: str = Field(max_length=140)
+    iban: str | None = Field(default=None, max_length=34)
+    card_token: str | None = Field(default=None, max_length=200)
+    card_last4: str | None = Field(default=None, max_length=4)
+    created_at: datetime = timestamp(server_now=True)
+    deleted_at: datetime | None = timestamp(nullable=True)
+
+
+class LinkStatus(StrEnum):
+    """Micro-deposit verification of an external account."""
+
+    PENDING_CONFIRMATION = "pending_confirmation"
+    LINKED = "linked"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class LinkedAccount(SQLModel, table=True):
+    """An external bank account linked to one of the customer's accounts."""
+
+    __tablename__ = "linked_accounts"
+    __table_args__ = (CheckConstraint(_in("status", LinkStatus), name="ck_linked_accounts_status"),)
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="RESTRICT", index=True)
+    account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id", ondelete="RESTRICT")
+    iban: str = Field(max_length=34)
+    holder_name: str = Field(max_length=140)
+    status: LinkStatus = Field(sa_type=String(24))
+    workflow_id: str = Field(max_length=200, unique=True)
+    created_at: datetime = timestamp(server_now=True)
+    updated_at: datetime = timestamp(server_now=True)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """A rail webhook accepted once (its event id is unique), for dedupe and audit."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: str = Field(max_length=100, primary_key=True)
+    type: str = Field(max_length=50)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    received_at: datetime = timestamp(server_now=True)

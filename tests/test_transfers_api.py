@@ -1,0 +1,229 @@
+"""Internal transfers end to end: API -> TransferWorkflow -> ledger, idempotency, scheduling,
+cancellation, and the bad-input cases that must move no money."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from activities.ledger_verify import verify_ledger
+from core.db import SessionFactory
+from core.email import MemoryEmailBackend
+from tests.flows import Customer, fund, register_customer
+
+
+@pytest.fixture
+async def alice(api: httpx.AsyncClient, outbox: MemoryEmailBackend) -> Customer:
+    """A customer with 100.00 EUR on the main account."""
+    return await register_customer(api, outbox, "alice@example.com")
+
+
+async def _main(api: httpx.AsyncClient, who: Customer) -> dict[str, Any]:
+    return dict((await api.get("/api/accounts", headers=who.auth)).json()["items"][0])
+
+
+async def _available(api: httpx.AsyncClient, who: Customer, account_id: str) -> int:
+    balance = (await api.get(f"/api/accounts/{account_id}/balance", headers=who.auth)).json()
+    return int(balance["available"]["amount_minor"])
+
+
+async def _transfer(
+    api: httpx.AsyncClient, who: Customer, key: str | None, **body: Any
+) -> httpx.Response:
+    headers = who.auth | ({"Idempotency-Key": key} if key else {})
+    return await api.post("/api/payments/transfer", headers=headers, json=body)
+
+
+async def test_transfer_to_another_customer_moves_money_once_and_records_both_sides(
+    api: httpx.AsyncClient,
+    outbox: MemoryEmailBackend,
+    alice: Customer,
+    sessions: SessionFactory,
+) -> None:
+    bob = await register_customer(api, outbox, "bob@example.com")
+    source, dest = await _main(api, alice), await _main(api, bob)
+    await fund(sessions, source["id"], 10_000, "EUR")
+    body = {
+        "from_account_id": source["id"],
+        "to_account_number": dest["number"],
+        "amount": "25.50",
+        "currency": "EUR",
+        "description": "dinner",
+    }
+
+    first = await _transfer(api, alice, "k-1", **body)
+    retry = await _transfer(api, alice, "k-1", **body)
+
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] == "completed"
+    assert retry.status_code == 200
+    assert retry.json()["id"] == first.json()["id"]
+    assert await _available(api, alice, source["id"]) == 10_000 - 2_550
+    assert await _available(api, bob, dest["id"]) == 2_550
+    status = await api.get(first.json()["status_url"], headers=alice.auth)
+    assert status.json() == {
+        "payment_id": first.json()["id"],
+        "status": "completed",
+        "failure_reason": None,
+        "source": "database",
+    }
+    report = await verify_ledger(sessions)
+    assert report.ok, report
+
+
+async def test_same_key_with_a_different_body_is_refused(
+    api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
+) -> None:
+    source = await _main(api, alice)
+    savings = (
+        await api.post(
+            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
+        )
+    ).json()
+    await fund(sessions, source["id"], 10_000, "EUR")
+    body = {"from_account_id": source["id"], "to_account_id": savings["id"], "currency": "EUR"}
+
+    first = await _transfer(api, alice, "k-2", amount="1.00", **body)
+    changed = await _transfer(api, alice, "k-2", amount="2.00", **body)
+
+    assert first.status_code == 201
+    assert changed.status_code == 422
+    assert changed.json()["type"].endswith("/idempotency-key-reused")
+    assert await _available(api, alice, savings["id"]) == 100
+
+
+async def test_bad_transfers_are_refused_and_move_no_money(
+    api: httpx.AsyncClient, outbox: MemoryEmailBackend, alice: Customer, sessions: SessionFactory
+) -> None:
+    bob = await register_customer(api, outbox, "bob@example.com")
+    source, bobs = await _main(api, alice), await _main(api, bob)
+    usd = (
+        await api.post(
+            "/api/accounts", headers=alice.auth, json={"currency": "USD", "name": "Dollars"}
+        )
+    ).json()
+    await fund(sessions, source["id"], 1_000, "EUR")
+    base = {"from_account_id": source["id"], "currency": "EUR", "amount": "1.00"}
+
+    answers = {
+        "no key": await _transfer(api, alice, None, to_account_number=bobs["number"], **base),
+        "same account": await _transfer(api, alice, "a", to_account_id=source["id"], **base),
+        "currency": await _transfer(api, alice, "b", to_account_id=usd["id"], **base),
+        "insufficient": await _transfer(
+            api, alice, "c", to_account_number=bobs["number"], **(base | {"amount": "10.01"})
+        ),
+        "fraction": await _transfer(
+            api, alice, "d", to_account_number=bobs["number"], **(base | {"amount": "1.001"})
+        ),
+        "zero": await _transfer(
+            api, alice, "e", to_account_number=bobs["number"], **(base | {"amount": "0"})
+        ),
+        "foreign source": await _transfer(
+            api,
+            bob,
+            "f",
+            to_account_number=source["number"],
+            **(base | {"from_account_id": source["id"]}),
+        ),
+        "foreign id": await _transfer(api, alice, "g", to_account_id=bobs["id"], **base),
+        "unknown number": await _transfer(
+            api, alice, "h", to_account_number="000000000000", **base
+        ),
+        "both destinations": await _transfer(
+            api, alice, "i", to_account_id=usd["id"], to_account_number=bobs["number"], **base
+        ),
+    }
+
+    assert {name: r.status_code for name, r in answers.items()} == {
+        "no key": 400,
+        "same account": 422,
+        "currency": 422,
+        "insufficient": 409,
+        "fraction": 422,
+        "zero": 422,
+        "foreign source": 404,
+        "foreign id": 404,
+        "unknown number": 404,
+        "both destinations": 422,
+    }
+    assert all(r.headers["content-type"] == "application/problem+json" for r in answers.values())
+    assert await _available(api, alice, source["id"]) == 1_000
+    assert await _available(api, bob, bobs["id"]) == 0
+    assert (await api.get("/api/payments", headers=alice.auth)).json()["items"] == []
+
+
+async def test_a_scheduled_transfer_can_be_cancelled_before_it_runs(
+    api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory, temporal_client: Client
+) -> None:
+    source = await _main(api, alice)
+    savings = (
+        await api.post(
+            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
+        )
+    ).json()
+    await fund(sessions, source["id"], 5_000, "EUR")
+    later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+
+    scheduled = await _transfer(
+        api,
+        alice,
+        "sched-1",
+        from_account_id=source["id"],
+        to_account_id=savings["id"],
+        amount="10.00",
+        currency="EUR",
+        execute_at=later,
+    )
+    live = await api.get(scheduled.json()["status_url"], headers=alice.auth)
+    cancelled = await api.post(f"/api/payments/{scheduled.json()['id']}/cancel", headers=alice.auth)
+    again = await api.post(f"/api/payments/{scheduled.json()['id']}/cancel", headers=alice.auth)
+
+    assert scheduled.status_code == 202
+    assert scheduled.json()["status"] == "scheduled"
+    assert live.json()["source"] == "workflow"
+    assert live.json()["status"] == "scheduled"
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert again.status_code == 409
+    assert await _available(api, alice, source["id"]) == 5_000
+    assert await _available(api, alice, savings["id"]) == 0
+
+
+async def test_payments_are_listed_newest_first_with_a_cursor(
+    api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
+) -> None:
+    source = await _main(api, alice)
+    savings = (
+        await api.post(
+            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
+        )
+    ).json()
+    await fund(sessions, source["id"], 5_000, "EUR")
+    ids = []
+    for n in range(3):
+        made = await _transfer(
+            api,
+            alice,
+            f"list-{n}",
+            from_account_id=source["id"],
+            to_account_id=savings["id"],
+            amount=f"{n + 1}.00",
+            currency="EUR",
+        )
+        ids.append(made.json()["id"])
+
+    first = (await api.get("/api/payments", headers=alice.auth, params={"limit": 2})).json()
+    second = (
+        await api.get(
+            "/api/payments", headers=alice.auth, params={"limit": 2, "cursor": first["next_cursor"]}
+        )
+    ).json()
+    too_big = await api.get("/api/payments", headers=alice.auth, params={"limit": 1000})
+
+    assert [p["id"] for p in first["items"] + second["items"]] == ids[::-1]
+    assert second["next_cursor"] is None
+    assert too_big.status_code == 422

@@ -1,0 +1,57 @@
+"""AccountClosureWorkflow: sweep the balance to a target if asked, then close the account."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities
+    from models.account_schemas import AccountClosureInput, AccountClosureState
+    from models.ledger_payloads import CloseAccountRequest, ClosedAccount
+    from temporal import search_attributes
+    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY
+
+
+@workflow.defn(name="AccountClosureWorkflow")
+class AccountClosureWorkflow:
+    """Closes one customer account; refuses (fails) when it is not empty and no sweep target."""
+
+    @workflow.init
+    def __init__(self, inp: AccountClosureInput) -> None:
+        self._state = AccountClosureState(account_id=inp.account_id, status="closing")
+
+    @workflow.run
+    async def run(self, inp: AccountClosureInput) -> ClosedAccount:
+        """Run the closing ledger operation (sweep + close in one transaction)."""
+        self._publish()
+        try:
+            closed = await workflow.execute_activity_method(
+                LedgerActivities.close_account,
+                CloseAccountRequest(
+                    account_id=inp.account_id,
+                    sweep_to_account_id=inp.sweep_to_account_id,
+                    owner_user_id=inp.owner_user_id,
+                ),
+                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError):
+                self._state.status, self._state.reason = "refused", cause.type
+                self._publish()
+            raise
+        self._state.status = "closed"
+        self._publish()
+        return closed
+
+    @workflow.query
+    def status(self) -> AccountClosureState:
+        """Where the closure stands."""
+        return self._state
+
+    def _publish(self) -> None:
+        workflow.upsert_search_attributes(
+            [search_attributes.STATUS.value_set(f"closure_{self._state.status}")]
+        )

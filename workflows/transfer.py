@@ -1,0 +1,125 @@
+"""TransferWorkflow: an internal transfer, optionally scheduled for later and cancellable
+until it runs; risk check, then one ledger entry that records both customers' transactions."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities
+    from activities.payments import PaymentActivities
+    from models.ledger_payloads import TransferRequest
+    from models.payment import PaymentStatus
+    from models.payment_payloads import (
+        PaymentState,
+        PaymentStatusChange,
+        RiskInput,
+        TransferInput,
+    )
+    from temporal import search_attributes
+    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY
+
+
+@workflow.defn(name="TransferWorkflow")
+class TransferWorkflow:
+    """Moves money between two customer accounts exactly once."""
+
+    @workflow.init
+    def __init__(self, inp: TransferInput) -> None:
+        self._inp = inp
+        initial = PaymentStatus.SCHEDULED if inp.execute_at else PaymentStatus.PROCESSING
+        self._state = PaymentState(
+            payment_id=inp.payment_id, status=initial, execute_at=inp.execute_at
+        )
+        self._cancel_requested = False
+
+    @workflow.run
+    async def run(self, inp: TransferInput) -> PaymentState:
+        """Wait for `execute_at` (cancellable), assess risk, post the transfer."""
+        self._publish()
+        if inp.execute_at is not None:
+            delay = max(inp.execute_at - workflow.now(), timedelta(0))
+            with contextlib.suppress(TimeoutError):  # the timer ran out: time to execute
+                await workflow.wait_condition(lambda: self._cancel_requested, timeout=delay)
+            if self._cancel_requested:
+                return await self._finish(PaymentStatus.CANCELLED, "cancelled by the customer")
+            await self._record(PaymentStatus.PROCESSING)
+        risk = await workflow.execute_activity_method(
+            PaymentActivities.assess_risk,
+            RiskInput(
+                payment_id=inp.payment_id,
+                user_id=inp.user_id,
+                amount=inp.amount,
+                currency=inp.currency,
+            ),
+            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        if risk.decision == "deny":
+            return await self._finish(PaymentStatus.REJECTED, f"risk: {risk.reason}")
+        try:
+            await workflow.execute_activity_method(
+                LedgerActivities.transfer,
+                TransferRequest(
+                    idempotency_key=f"transfer:{inp.payment_id}",
+                    from_account_id=inp.from_account_id,
+                    to_account_id=inp.to_account_id,
+                    amount=inp.amount,
+                    currency=inp.currency,
+                    description=inp.description,
+                    owner_user_id=inp.user_id,
+                ),
+                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+        except ActivityError as exc:
+            if isinstance(exc.cause, ApplicationError) and exc.cause.non_retryable:
+                return await self._finish(
+                    PaymentStatus.FAILED, f"{exc.cause.type}: {exc.cause.message}"
+                )
+            raise
+        return await self._finish(PaymentStatus.COMPLETED, None)
+
+    @workflow.query
+    def status(self) -> PaymentState:
+        """Current state of the transfer."""
+        return self._state
+
+    @workflow.update
+    def cancel(self) -> PaymentState:
+        """Cancel a scheduled transfer before it runs."""
+        self._cancel_requested = True
+        return self._state
+
+    @cancel.validator
+    def _validate_cancel(self) -> None:
+        if self._state.status != PaymentStatus.SCHEDULED or self._cancel_requested:
+            raise ApplicationError(
+                f"transfer is {self._state.status.value}; only a scheduled one can be cancelled",
+                type="NotCancellable",
+            )
+
+    async def _record(self, status: PaymentStatus, reason: str | None = None) -> None:
+        self._state.status, self._state.failure_reason = status, reason
+        self._publish()
+        await workflow.execute_activity_method(
+            PaymentActivities.set_status,
+            PaymentStatusChange(
+                payment_id=self._inp.payment_id, status=status, failure_reason=reason
+            ),
+            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+
+    async def _finish(self, status: PaymentStatus, reason: str | None) -> PaymentState:
+        await self._record(status, reason)
+        return self._state
+
+    def _publish(self) -> None:
+        workflow.upsert_search_attributes(
+            [search_attributes.STATUS.value_set(self._state.status.value)]
+        )
