@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import dataclass
-
 import uuid
+from dataclasses import dataclass
 
 import httpx
 import pyotp
 
 from activities.ledger import fund_account
 from core.db import SessionFactory, transaction
-
 from core.email import MemoryEmailBackend
 from models.ledger_payloads import FundAccountRequest
 
