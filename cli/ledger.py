@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 
+from sqlalchemy import select
+from sqlmodel import col
+
+from activities.ledger import LedgerError, fund_account
 from activities.ledger_verify import format_report, verify_ledger
-from core.db import create_engine, create_session_factory
+from core.db import SessionFactory, create_engine, create_session_factory, transaction
 from core.settings import Settings
+from models.currency import AmountError, CurrencyError, parse_amount
+from models.ledger import AccountKind, LedgerAccount
+from models.ledger_payloads import EntryResult, FundAccountRequest
 
 
 async def _verify(settings: Settings, as_json: bool) -> int:
@@ -23,8 +31,58 @@ async def _verify(settings: Settings, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
+async def fund_by_number(
+    sessions: SessionFactory, number: str, amount: str, reference: str, reason: str
+) -> EntryResult:
+    """Ops funding of the account with this number; re-running with the same reference is a
+    no-op that returns the first entry (the reference is the idempotency key)."""
+    async with transaction(sessions) as session:
+        account = (
+            await session.execute(
+                select(LedgerAccount).where(
+                    col(LedgerAccount.number) == number,
+                    col(LedgerAccount.kind) == AccountKind.CUSTOMER,
+                )
+            )
+        ).scalar_one_or_none()
+        if account is None:
+            raise SystemExit(f"no customer account with number {number}")
+        return await fund_account(
+            session,
+            FundAccountRequest(
+                idempotency_key=f"ops-funding:{reference}",
+                account_id=account.id,
+                amount=parse_amount(amount, account.currency),
+                currency=account.currency,
+                reason=reason,
+                client=f"cli:{getpass.getuser()}",
+            ),
+        )
+
+
+async def _fund(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_engine(settings.effective_database_url, pool_size=1)
+    try:
+        entry = await fund_by_number(
+            create_session_factory(engine),
+            args.account_number,
+            args.amount,
+            args.reference,
+            args.reason,
+        )
+    except (LedgerError, AmountError, CurrencyError) as exc:
+        print(f"refused: {exc}")
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"credited: journal entry {entry.entry_id} ({args.amount} to {args.account_number})")
+    return 0
+
+
 def run_ledger_command(settings: Settings, args: argparse.Namespace) -> int:
     """Run one `vortex ledger` action; the return value is the process exit code."""
     if args.action == "verify":
         return asyncio.run(_verify(settings, bool(args.json)))
+    if args.action == "fund":
+        return asyncio.run(_fund(settings, args))
     raise SystemExit(f"unknown ledger action {args.action!r}")

@@ -76,6 +76,13 @@ def _ledger_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     verify = actions.add_parser("verify", help="prove the ledger invariants per currency")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    fund = actions.add_parser(
+        "fund", help="ops: credit a customer account from external settlement (audited)"
+    )
+    fund.add_argument("account_number", help="12-digit customer account number")
+    fund.add_argument("amount", help="decimal amount in the account's currency, e.g. 250.00")
+    fund.add_argument("--reference", required=True, help="unique reference (idempotency key)")
+    fund.add_argument("--reason", required=True, help="why the account is credited (audited)")
 
 
 COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] = {
@@ -84,7 +91,7 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] 
     "worker": (cmd_worker, "run the Temporal workers only"),
     "migrate": (cmd_migrate, "apply database migrations"),
     "rail": (cmd_rail, "run the payment rail simulator only"),
-    "ledger": (cmd_ledger, "ledger maintenance: `vortex ledger verify`"),
+    "ledger": (cmd_ledger, "ledger maintenance: `vortex ledger verify|fund`"),
 }
 
 # Commands that take arguments of their own.
