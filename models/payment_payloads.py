@@ -21,6 +21,7 @@ class TransferInput(BaseModel):
     currency: str
     description: str = ""
     execute_at: datetime | None = None
+    activity_timeout_seconds: float = 30.0
 
 
 class PaymentState(BaseModel):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -42,9 +44,13 @@ TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Scratch directory for embedded service data."""
-    return tmp_path_factory.mktemp("vortex-state")
+def state_dir() -> Iterator[Path]:
+    """Scratch directory for embedded service data. Not under pytest's basetemp: pytest prunes
+    old basetemps of concurrent runs, and the postgres system user must traverse the path."""
+    path = Path(tempfile.mkdtemp(prefix="vortex-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

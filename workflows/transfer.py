@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
         TransferInput,
     )
     from temporal import search_attributes
-    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY
+    from temporal.queues import DB_RETRY
 
 
 @workflow.defn(name="TransferWorkflow")
@@ -36,6 +36,8 @@ class TransferWorkflow:
             payment_id=inp.payment_id, status=initial, execute_at=inp.execute_at
         )
         self._cancel_requested = False
+        # A crashed worker's activity is retried after this; a setting, so tests can shorten it.
+        self._activity_timeout = timedelta(seconds=inp.activity_timeout_seconds)
 
     @workflow.run
     async def run(self, inp: TransferInput) -> PaymentState:
@@ -56,7 +58,7 @@ class TransferWorkflow:
                 amount=inp.amount,
                 currency=inp.currency,
             ),
-            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+            start_to_close_timeout=self._activity_timeout,
             retry_policy=DB_RETRY,
         )
         if risk.decision == "deny":
@@ -73,7 +75,7 @@ class TransferWorkflow:
                     description=inp.description,
                     owner_user_id=inp.user_id,
                 ),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+                start_to_close_timeout=self._activity_timeout,
                 retry_policy=DB_RETRY,
             )
         except ActivityError as exc:
@@ -111,7 +113,7 @@ class TransferWorkflow:
             PaymentStatusChange(
                 payment_id=self._inp.payment_id, status=status, failure_reason=reason
             ),
-            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+            start_to_close_timeout=self._activity_timeout,
             retry_policy=DB_RETRY,
         )
 

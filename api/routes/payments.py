@@ -219,6 +219,7 @@ async def _start_transfer(services: Services, payment: Payment) -> WorkflowHandl
             currency=payment.currency,
             description=payment.description,
             execute_at=payment.execute_at,
+            activity_timeout_seconds=services.settings.db_activity_timeout_seconds,
         ),
         id=payment.workflow_id,
         task_queue=services.settings.task_queue,
