@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio import activity
 
+from activities import ledger
 from core.db import SessionFactory, transaction
 from models.base import utcnow
+from models.ledger_payloads import EntryResult, TransferRequest
 from models.payment import Payment, PaymentStatus
 from models.payment_payloads import PaymentStatusChange, RiskDecision, RiskInput
+
+TRANSFER_KEY_PREFIX = "transfer:"
+
+
+def transfer_key(payment_id: uuid.UUID) -> str:
+    """The ledger idempotency key of a payment's transfer entry."""
+    return f"{TRANSFER_KEY_PREFIX}{payment_id}"
+
+
+def _payment_id(req: TransferRequest) -> uuid.UUID:
+    if not req.idempotency_key.startswith(TRANSFER_KEY_PREFIX):
+        raise ValueError("a payment transfer's key is transfer:<payment id>")
+    return uuid.UUID(req.idempotency_key.removeprefix(TRANSFER_KEY_PREFIX))
 
 
 class PaymentActivities:
@@ -45,6 +61,19 @@ class PaymentActivities:
                 payment.rail_payment_id = change.rail_payment_id
             if change.status.is_terminal:
                 payment.completed_at = now
+
+    @activity.defn(name="payments.post_transfer")
+    async def post_transfer(self, req: TransferRequest) -> EntryResult:
+        """Post the transfer and mark its payment completed in the same transaction, so the
+        read model can never disagree with the ledger (idempotent via the ledger key)."""
+        async with transaction(self._sessions) as session:
+            entry = await ledger.transfer(session, req)
+            payment = await session.get(Payment, _payment_id(req), with_for_update=True)
+            if payment is not None and not PaymentStatus(payment.status).is_terminal:
+                now = utcnow()
+                payment.status = PaymentStatus.COMPLETED
+                payment.updated_at = payment.completed_at = now
+            return entry
 
     @activity.defn(name="payments.assess_risk")
     async def assess_risk(self, inp: RiskInput) -> RiskDecision:

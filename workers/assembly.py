@@ -18,10 +18,16 @@ from core.db import SessionFactory
 from core.email import EmailBackend
 from core.settings import Settings
 from workflows.account_closure import AccountClosureWorkflow
+from workflows.external_transaction import RecordExternalTransactionWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.transfer import TransferWorkflow
 
-WORKFLOWS: Sequence[type] = (RegistrationWorkflow, AccountClosureWorkflow, TransferWorkflow)
+WORKFLOWS: Sequence[type] = (
+    RegistrationWorkflow,
+    AccountClosureWorkflow,
+    TransferWorkflow,
+    RecordExternalTransactionWorkflow,
+)
 # On SIGTERM running activities get this long to finish before they are cancelled (and retried).
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
@@ -62,6 +68,7 @@ def main_activities(deps: WorkerDeps) -> list[Any]:
         *ledger.all(),
         payments.set_status,
         payments.assess_risk,
+        payments.post_transfer,
     ]
 
 

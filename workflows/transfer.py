@@ -10,8 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities
-    from activities.payments import PaymentActivities
+    from activities.payments import PaymentActivities, transfer_key
     from models.ledger_payloads import TransferRequest
     from models.payment import PaymentStatus
     from models.payment_payloads import (
@@ -65,9 +64,9 @@ class TransferWorkflow:
             return await self._finish(PaymentStatus.REJECTED, f"risk: {risk.reason}")
         try:
             await workflow.execute_activity_method(
-                LedgerActivities.transfer,
+                PaymentActivities.post_transfer,
                 TransferRequest(
-                    idempotency_key=f"transfer:{inp.payment_id}",
+                    idempotency_key=transfer_key(inp.payment_id),
                     from_account_id=inp.from_account_id,
                     to_account_id=inp.to_account_id,
                     amount=inp.amount,
@@ -84,7 +83,9 @@ class TransferWorkflow:
                     PaymentStatus.FAILED, f"{exc.cause.type}: {exc.cause.message}"
                 )
             raise
-        return await self._finish(PaymentStatus.COMPLETED, None)
+        self._state.status = PaymentStatus.COMPLETED  # recorded by post_transfer itself
+        self._publish()
+        return self._state
 
     @workflow.query
     def status(self) -> PaymentState:
