@@ -1,0 +1,195 @@
+"""API schemas of the transactions API and the RecordExternalTransactionWorkflow payloads.
+
+Amounts leave the API as `Money` (decimal string + exact minor units + currency) and enter it as
+decimal strings in major units ("12.34"), parsed with `models.currency.parse_amount` in the
+route so a bad amount is a problem+json `invalid-amount`, never a float.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from models.account_schemas import CurrencyCode
+from models.auth_schemas import StrictModel
+from models.ledger import Direction, Transaction, TransactionStatus
+from models.ledger_payloads import ExternalTransactionRequest, ExternalTransactionResult
+from models.ledger_payloads import TransactionView as LedgerTransactionView
+from models.money_schemas import Money
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_QUERY_LENGTH = 200
+
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32)
+]
+
+
+class TransactionView(BaseModel):
+    """The customer's view of one transaction: a positive amount and the direction it moved."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    amount: Money
+    direction: Direction
+    status: TransactionStatus
+    kind: str
+    counterparty: str | None
+    description: str
+    merchant: str | None
+    category: str | None
+    external_id: str | None
+    occurred_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Transaction | LedgerTransactionView) -> TransactionView:
+        """Build the view from a loaded row (or the ledger's view of one)."""
+        return cls(
+            id=row.id,
+            account_id=row.account_id,
+            amount=Money.of(row.amount, row.currency),
+            direction=row.direction,
+            status=row.status,
+            kind=row.kind,
+            counterparty=row.counterparty,
+            description=row.description,
+            merchant=row.merchant,
+            category=row.category,
+            external_id=row.external_id,
+            occurred_at=row.occurred_at,
+            created_at=row.created_at,
+        )
+
+
+class TransactionPage(BaseModel):
+    """One page of transactions; pass `next_cursor` back as `cursor` for the next (None: end)."""
+
+    items: list[TransactionView]
+    next_cursor: str | None = None
+
+
+class TransactionCreate(StrictModel):
+    """A card or cash transaction from an external source (card processor, ATM network).
+
+    `external_id` is the source's id and the idempotency key: the same id with the same body
+    returns the first transaction; with another body it is refused.
+    """
+
+    account_id: uuid.UUID
+    external_id: ExternalId
+    amount: str = Field(
+        max_length=40, description='decimal string in major units, e.g. "12.34"; never a float'
+    )
+    currency: CurrencyCode
+    direction: Direction
+    kind: Literal["card", "cash"] = "card"
+    description: Description = ""
+    merchant: OptionalText | None = None
+    counterparty: OptionalText | None = None
+    category: CategoryName | None = None
+    occurred_at: datetime | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_a_string(cls, value: object) -> object:
+        # JSON numbers are refused outright: 0.1 is not representable as a float.
+        if not isinstance(value, str):
+            raise ValueError('amounts must be decimal strings like "12.34", never numbers')
+        return value
+
+    @field_validator("merchant", "counterparty")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("occurred_at needs a timezone, e.g. 2024-05-01T12:00:00Z")
+        return value
+
+
+class CategorizeRequest(StrictModel):
+    """Set a transaction's category (one of the ledger's categories)."""
+
+    category: CategoryName
+
+
+class CategoryTotal(BaseModel):
+    """Money in and out of one category in one currency (posted transactions only)."""
+
+    category: str
+    currency: str
+    money_in: Money
+    money_out: Money
+    count: int
+
+
+class MonthTotal(BaseModel):
+    """Money in and out during one calendar month (UTC) in one currency."""
+
+    month: str = Field(description="YYYY-MM")
+    currency: str
+    money_in: Money
+    money_out: Money
+    net: Money
+    count: int
+
+
+class CurrencyTotal(BaseModel):
+    """Money in and out over the whole range in one currency."""
+
+    currency: str
+    money_in: Money
+    money_out: Money
+    net: Money
+    count: int
+
+
+class TransactionAnalytics(BaseModel):
+    """Totals per category and per month over a date range, grouped by currency."""
+
+    start: datetime | None = Field(description="inclusive start of the range (None: open)")
+    end: datetime | None = Field(description="exclusive end of the range (None: open)")
+    account_id: uuid.UUID | None
+    totals: list[CurrencyTotal]
+    by_category: list[CategoryTotal]
+    by_month: list[MonthTotal]
+
+
+# --- RecordExternalTransactionWorkflow payloads ------------------------------------------------
+
+
+class ExternalTransactionInput(BaseModel):
+    """Workflow input: the ledger request and a fingerprint of the API body that produced it.
+
+    The fingerprint lets a caller that attached to an already running workflow (same
+    external id) tell whether it asked for the same thing.
+    """
+
+    request: ExternalTransactionRequest
+    request_hash: str
+
+
+class ExternalTransactionState(BaseModel):
+    """What the workflow's `status` query answers."""
+
+    status: str  # recording | recorded | rejected
+    transaction_id: uuid.UUID | None = None
+    reason: str | None = None
+
+
+class RecordedExternalTransaction(BaseModel):
+    """Workflow result: the ledger's result and the fingerprint of the request it recorded."""
+
+    result: ExternalTransactionResult
+    request_hash: str
