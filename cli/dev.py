@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
+from cli.demo import seed_demo
 from cli.rail import run_rail
 from cli.runtime import run_api, run_workers
 from core.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -17,8 +18,9 @@ from temporal.devserver import DevServerProcess
 log = get_logger("vortex.dev")
 
 
-async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
-    """Bring everything up, print the URLs, and tear it all down on cancellation."""
+async def run_dev(settings: Settings, stop: asyncio.Event, *, demo: bool = False) -> None:
+    """Bring everything up (seeding the demo customer if `demo`), print the URLs, and tear it
+    all down on cancellation."""
     state = settings.state_dir.resolve()
     overrides: dict[str, str] = {}
     temporal_ui = not settings.temporal_address
@@ -45,10 +47,13 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
             overrides["temporal_address"] = settings.effective_temporal_address
         settings = settings.model_copy(update=overrides)
         await upgrade_to_head_async(settings.effective_database_url)
+        demo_banner = (await seed_demo(settings)).describe() if demo else None
         client = await connect_temporal(
             settings.effective_temporal_address, settings.temporal_namespace
         )
         _print_urls(settings, temporal_ui=temporal_ui)
+        if demo_banner:
+            print(demo_banner, flush=True)
         await asyncio.gather(
             run_workers(settings, stop, client),
             run_api(settings, stop, client),

@@ -33,7 +33,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
     """Start embedded services, migrate, run a worker and the API; Ctrl-C stops everything."""
     from cli.dev import run_dev
 
-    _run_until_signal(lambda stop: run_dev(settings, stop))
+    _run_until_signal(lambda stop: run_dev(settings, stop, demo=args.demo))
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
@@ -96,6 +96,15 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] 
 
 # Commands that take arguments of their own.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"ledger": _ledger_arguments}
+
+
+def _dev_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo", action="store_true", help="seed a demo customer with accounts and history"
+    )
+
+
+ARGUMENTS["dev"] = _dev_arguments
 
 
 def main(argv: list[str] | None = None) -> None:
