@@ -11,8 +11,11 @@ rows) and the same key with a different request raises `IdempotencyKeyReused`. O
 existing object are keyed by that object (a hold is resolved once, an account closed once).
 
 Locking (deadlock freedom): idempotency keys are claimed first, then hold rows, then accounts in
-ascending id order with SELECT ... FOR UPDATE. Balances are validated under those locks; CHECK
-constraints back the invariants. Each balance change writes `transaction.created` /
+ascending id order with SELECT ... FOR NO KEY UPDATE. That is FOR UPDATE minus the key lock: it
+serialises ledger writers exactly the same way but does not block the KEY SHARE locks that
+foreign-key checks take (e.g. inserting a hold that references the settlement account), which
+with plain FOR UPDATE would create lock-order cycles. Balances are validated under those locks;
+CHECK constraints back the invariants. Each balance change writes `transaction.created` /
 `transaction.updated` and `balance.updated` events to the outbox in the same transaction.
 """
 
@@ -223,7 +226,7 @@ def new_account_number() -> str:
 
 _LOCK_ACCOUNTS = text(
     "SELECT id, kind, owner_user_id, name, number, currency, status, posted, held "
-    "FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
+    "FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR NO KEY UPDATE"
 )
 
 _CLAIM_ENTRY = text(
@@ -241,7 +244,7 @@ _CLAIM_AND_LOCK = text(
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id) "
     "SELECT id, kind, owner_user_id, name, number, currency, status, posted, held "
     "FROM ledger_accounts WHERE id = ANY(CAST(:ids AS uuid[])) "
-    "AND EXISTS (SELECT 1 FROM claim) ORDER BY id FOR UPDATE OF ledger_accounts"
+    "AND EXISTS (SELECT 1 FROM claim) ORDER BY id FOR NO KEY UPDATE OF ledger_accounts"
 )
 
 _FIND_ENTRY = text(
@@ -334,7 +337,7 @@ _SELECT_HOLD = text(
     "h.captured_amount, h.capture_entry_id, h.expires_at, h.created_at, h.resolved_at, "
     "h.request_hash, h.description, a.owner_user_id "
     "FROM holds h JOIN ledger_accounts a ON a.id = h.account_id "
-    "WHERE h.id = :id FOR UPDATE OF h"
+    "WHERE h.id = :id FOR NO KEY UPDATE OF h"
 )
 
 
@@ -431,7 +434,7 @@ async def _write_events(conn: AsyncConnection, events: Sequence[_Event], now: da
 async def _lock_accounts(
     conn: AsyncConnection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, _Account]:
-    """Lock the accounts FOR UPDATE in ascending id order; UnknownAccount if any is missing."""
+    """Lock the accounts in ascending id order; UnknownAccount if any is missing."""
     wanted = sorted(set(ids))
     rows = (await conn.execute(_LOCK_ACCOUNTS, {"ids": wanted})).all()
     found = {row.id: _Account(*row) for row in rows}
@@ -562,9 +565,10 @@ async def _apply_entry(
     touched: list[_Account] = []
     results: list[PostingResult] = []
     pair = len(legs) == 2
+    for leg in legs:  # a closed or mismatched account is reported before any lack of funds
+        _check_open(accounts[leg.account_id], leg.currency)
     for i, leg in enumerate(legs):
         acc = accounts[leg.account_id]
-        _check_open(acc, leg.currency)
         new_posted = acc.posted + leg.amount
         new_held = acc.held + leg.held_delta
         if (
@@ -1382,7 +1386,7 @@ async def expire_holds(session: AsyncSession, req: ExpireHoldsRequest) -> Expire
         await conn.execute(
             text(
                 "SELECT id, account_id, amount FROM holds WHERE status = 'pending' "
-                "AND expires_at <= :now ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+                "AND expires_at <= :now ORDER BY id LIMIT :limit FOR NO KEY UPDATE SKIP LOCKED"
             ),
             {"now": now, "limit": req.limit},
         )
