@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     max_payments_per_hour: int = 60
     payment_review_threshold_minor: int = 100_000
     payment_sync_wait_seconds: float = 3.0
+
+    # Linked external accounts: days to confirm the two micro-deposit amounts, and attempts.
+    link_confirmation_days: int = 3
+    link_confirmation_max_attempts: int = 3
     db_activity_timeout_seconds: float = 30.0  # start-to-close of DB activities in payments
 
     task_queue: str = "vortex-main"

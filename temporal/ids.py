@@ -21,6 +21,11 @@ def transfer_workflow_id(payment_id: uuid.UUID) -> str:
     return f"transfer-{payment_id}"
 
 
+def link_account_workflow_id(linked_account_id: uuid.UUID) -> str:
+    """`link-<linked account uuid>`: one verification per link."""
+    return f"link-{linked_account_id}"
+
+
 def external_transaction_workflow_id(account_id: uuid.UUID, external_id: str) -> str:
     """`external-txn-<account uuid>-<sha256(external id)[:32]>`: the source's id is hashed
     because it is not ours (it may carry card or terminal data)."""

@@ -11,7 +11,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
+from activities.linking import LinkingActivities
 from activities.payments import PaymentActivities
+from activities.providers.rail import HttpPaymentRail
 from activities.registration import RegistrationActivities
 from core.crypto import crypto_for
 from core.db import SessionFactory
@@ -19,6 +21,7 @@ from core.email import EmailBackend
 from core.settings import Settings
 from workflows.account_closure import AccountClosureWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
+from workflows.link_account import LinkAccountWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -27,6 +30,7 @@ WORKFLOWS: Sequence[type] = (
     AccountClosureWorkflow,
     TransferWorkflow,
     RecordExternalTransactionWorkflow,
+    LinkAccountWorkflow,
 )
 # On SIGTERM running activities get this long to finish before they are cancelled (and retried).
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
@@ -50,6 +54,13 @@ def _registration_activities(deps: WorkerDeps) -> RegistrationActivities:
     )
 
 
+def _linking_activities(deps: WorkerDeps) -> LinkingActivities:
+    rail = getattr(deps, "rail", None) or HttpPaymentRail(deps.settings.rail_url)
+    return LinkingActivities(
+        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), rail
+    )
+
+
 def main_activities(deps: WorkerDeps) -> list[Any]:
     """Activities that only touch PostgreSQL/Redis."""
     reg = _registration_activities(deps)
@@ -69,13 +80,14 @@ def main_activities(deps: WorkerDeps) -> list[Any]:
         payments.set_status,
         payments.assess_risk,
         payments.post_transfer,
+        *_linking_activities(deps).main(),
     ]
 
 
 def external_activities(deps: WorkerDeps) -> list[Any]:
     """Activities that call slow external systems (email, payment rail, LLM)."""
     reg = _registration_activities(deps)
-    return [reg.send_verification_code]
+    return [reg.send_verification_code, *_linking_activities(deps).external()]
 
 
 def build_workers(
