@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routes import accounts, auth, health, payments
+from api.routes import accounts, auth, health, payment_methods, payments
 from api.services import Services
 from core.settings import Settings, get_settings
 
@@ -42,5 +42,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(accounts.router)
+    # Before `payments`: its `/api/payments/{payment_id}` must not capture `/methods`.
+    app.include_router(payment_methods.router)
     app.include_router(payments.router)
     return app
