@@ -960,6 +960,8 @@ async def transfer(session: AsyncSession, req: TransferRequest) -> EntryResult:
         occurred_at=req.occurred_at,
         owner_user_id=req.owner_user_id,
         owner_checked=[req.from_account_id],
+        # A customer's own transfer moves money between customer accounts only.
+        customer_only=[req.from_account_id, req.to_account_id] if req.owner_user_id else (),
     )
     return result
 
@@ -1075,6 +1077,7 @@ async def place_hold(session: AsyncSession, req: PlaceHoldRequest) -> PlacedHold
     key = _key(req.idempotency_key)
     currency = _currency(req.currency)
     amount = _amount(req.amount)
+    kind = _kind(req.kind)
     description = _text(req.description, "description", 500) or ""
     merchant = _text(req.merchant, "merchant", 200)
     request_hash = _fingerprint("place_hold", req, exclude={"idempotency_key"})
@@ -1178,7 +1181,7 @@ async def place_hold(session: AsyncSession, req: PlaceHoldRequest) -> PlacedHold
         "user_id": acc.owner_user_id,
         "journal_entry_id": None,
         "hold_id": hold_id,
-        "kind": "hold",
+        "kind": kind,
         "amount": amount,
         "currency": currency,
         "direction": Direction.DEBIT.value,
@@ -1380,6 +1383,8 @@ async def release_hold(session: AsyncSession, req: ReleaseHoldRequest) -> Resolv
 
 async def expire_holds(session: AsyncSession, req: ExpireHoldsRequest) -> ExpireHoldsResult:
     """Expire up to `limit` pending holds past their expiry (skipping ones locked right now)."""
+    if req.now is not None and req.now.tzinfo is None:
+        raise LedgerError(INVALID_REQUEST, "now must be timezone-aware")
     conn = await session.connection()
     now = req.now or utcnow()
     holds = (

@@ -176,13 +176,15 @@ class PlaceHoldRequest(BaseModel):
     """Reserve funds on an account until captured, released or expired.
 
     On capture the money goes to `counterparty_account_id` (default: the currency's external
-    settlement account). `expires_at` wins over `ttl_seconds`.
+    settlement account). `expires_at` wins over `ttl_seconds`. `kind` is the kind of the
+    customer's pending transaction (e.g. a card authorisation).
     """
 
     idempotency_key: str
     account_id: uuid.UUID
     amount: int
     currency: str
+    kind: str = "card"
     description: str = ""
     merchant: str | None = None
     counterparty_account_id: uuid.UUID | None = None

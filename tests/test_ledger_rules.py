@@ -897,3 +897,16 @@ async def test_database_refuses_unbalanced_postings_and_additions_to_old_entries
                         "m2": legs[1][1],
                     },
                 )
+
+
+async def test_customer_transfers_cannot_touch_system_accounts(
+    sessions: SessionFactory, pair: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+) -> None:
+    owner, a, _ = pair
+    async with transaction(sessions) as session:
+        system = await ledger.ensure_system_accounts(
+            session, EnsureSystemAccountsRequest(currency="EUR")
+        )
+    to_fees = _transfer(a, system.fees, 100).model_copy(update={"owner_user_id": owner})
+
+    await expect_rejection(sessions, ledger.INVALID_REQUEST, ledger.transfer, to_fees)
