@@ -9,7 +9,15 @@ from fastapi import FastAPI
 
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routes import accounts, auth, health, payment_methods, payments
+from api.routes import (
+    accounts,
+    auth,
+    external_payments,
+    health,
+    payment_methods,
+    payments,
+    webhooks,
+)
 from api.services import Services
 from core.settings import Settings, get_settings
 
@@ -44,5 +52,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(accounts.router)
     # Before `payments`: its `/api/payments/{payment_id}` must not capture `/methods`.
     app.include_router(payment_methods.router)
+    app.include_router(external_payments.router)
     app.include_router(payments.router)
+    app.include_router(webhooks.router)
     return app

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     rail_reject_rate: float = 0.0
     api_public_url: str = "http://127.0.0.1:8000"  # the rail calls back <this>/api/webhooks/rail
 
+    # External payments: TOTP approval deadline, rail submit retries, status polling.
+    payment_approval_timeout_seconds: int = 900
+    rail_submit_max_attempts: int = 5
+    rail_retry_initial_interval_seconds: float = 1.0  # doubles per attempt, up to a minute
+    rail_poll_interval_seconds: float = 30.0  # doubles per poll, up to 20x
+
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.payment import PaymentStatus
 
@@ -31,6 +32,8 @@ class PaymentState(BaseModel):
     status: PaymentStatus
     failure_reason: str | None = None
     execute_at: datetime | None = None
+    rail_payment_id: str | None = None  # external payments, once the rail accepted them
+    approval_expires_at: datetime | None = None  # external payments awaiting approval
 
 
 class PaymentStatusChange(BaseModel):
@@ -56,3 +59,80 @@ class RiskDecision(BaseModel):
 
     decision: str
     reason: str | None = None
+
+
+# --- external payments (ExternalPaymentWorkflow) -------------------------------------------
+
+RailStatus = Literal["pending", "settled", "rejected", "cancelled"]
+RAIL_OUTCOMES: frozenset[str] = frozenset({"settled", "rejected", "cancelled"})
+
+
+class ExternalPaymentInput(BaseModel):
+    """ExternalPaymentWorkflow start arguments: ids, amount, the beneficiary's bank details
+    (needed by the rail; nothing secret) and the durations/limits, from settings."""
+
+    payment_id: uuid.UUID
+    user_id: uuid.UUID
+    from_account_id: uuid.UUID
+    debtor_account: str  # our account number, as the rail's debtor reference
+    amount: int
+    currency: str
+    description: str = ""
+    creditor_name: str
+    creditor_iban: str
+    rail_task_queue: str
+    approval_timeout_seconds: int = 900
+    submit_max_attempts: int = Field(default=5, ge=1)
+    submit_initial_interval_seconds: float = 1.0
+    poll_interval_seconds: float = 30.0
+    poll_max_interval_seconds: float = 600.0
+    hold_ttl_seconds: int = 30 * 24 * 3600
+
+
+class ApprovalDecision(BaseModel):
+    """`approve` update argument: only the outcome of the TOTP check done by the API."""
+
+    approved: bool
+
+
+class RailPaymentSnapshot(BaseModel):
+    """A payment as the rail last reported it (activity result or `rail_event` signal)."""
+
+    rail_payment_id: str
+    status: RailStatus
+    reason: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """Settled, rejected or cancelled at the rail."""
+        return self.status in RAIL_OUTCOMES
+
+
+class RailLookup(BaseModel):
+    """Result of asking the rail about a reference: the payment, or None if it has none."""
+
+    payment: RailPaymentSnapshot | None = None
+
+
+class RailSubmitRequest(BaseModel):
+    """Submit an outbound payment; `reference` (the payment id) makes it idempotent."""
+
+    reference: str
+    amount: int
+    currency: str
+    creditor_name: str
+    creditor_iban: str
+    debtor_account: str
+
+
+class RailStatusRequest(BaseModel):
+    """Look a payment up at the rail by our reference."""
+
+    reference: str
+
+
+class RailCancelRequest(BaseModel):
+    """Cancel a payment at the rail (answers its final state if it is too late)."""
+
+    rail_payment_id: str
+    reference: str

@@ -31,3 +31,8 @@ def external_transaction_workflow_id(account_id: uuid.UUID, external_id: str) ->
     because it is not ours (it may carry card or terminal data)."""
     digest = hashlib.sha256(external_id.encode()).hexdigest()[:32]
     return f"external-txn-{account_id}-{digest}"
+
+
+def external_payment_workflow_id(payment_id: uuid.UUID) -> str:
+    """`payment-<payment uuid>`: an external payment (the row maps the Idempotency-Key to it)."""
+    return f"payment-{payment_id}"

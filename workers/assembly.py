@@ -13,13 +13,15 @@ from temporalio.worker import Worker
 from activities.ledger import LedgerActivities
 from activities.linking import LinkingActivities
 from activities.payments import PaymentActivities
-from activities.providers.rail import HttpPaymentRail
+from activities.providers.rail import HttpPaymentRail, PaymentRail
+from activities.rail_payments import RailActivities
 from activities.registration import RegistrationActivities
 from core.crypto import crypto_for
 from core.db import SessionFactory
 from core.email import EmailBackend
 from core.settings import Settings
 from workflows.account_closure import AccountClosureWorkflow
+from workflows.external_payment import ExternalPaymentWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
 from workflows.link_account import LinkAccountWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -31,6 +33,7 @@ WORKFLOWS: Sequence[type] = (
     TransferWorkflow,
     RecordExternalTransactionWorkflow,
     LinkAccountWorkflow,
+    ExternalPaymentWorkflow,
 )
 # On SIGTERM running activities get this long to finish before they are cancelled (and retried).
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
@@ -43,6 +46,11 @@ class WorkerDeps:
     settings: Settings
     sessions: SessionFactory
     email: EmailBackend
+    rail: PaymentRail | None = None  # None: HttpPaymentRail(settings.rail_url), built once
+
+    def __post_init__(self) -> None:
+        if self.rail is None:
+            self.rail = HttpPaymentRail(self.settings.rail_url)
 
 
 def _registration_activities(deps: WorkerDeps) -> RegistrationActivities:
@@ -87,7 +95,12 @@ def main_activities(deps: WorkerDeps) -> list[Any]:
 def external_activities(deps: WorkerDeps) -> list[Any]:
     """Activities that call slow external systems (email, payment rail, LLM)."""
     reg = _registration_activities(deps)
-    return [reg.send_verification_code, *_linking_activities(deps).external()]
+    assert deps.rail is not None
+    return [
+        reg.send_verification_code,
+        *_linking_activities(deps).external(),
+        *RailActivities(deps.rail).all(),
+    ]
 
 
 def build_workers(

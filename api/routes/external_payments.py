@@ -1,0 +1,285 @@
+"""External payments to saved beneficiaries (ExternalPaymentWorkflow): create, approve, retry.
+
+Status and cancellation use the generic `GET /api/payments/{id}/status` and
+`POST /api/payments/{id}/cancel` routes (the workflow has the `status` query and the `cancel`
+update they call by name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+from sqlmodel import col
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.auth.totp import consume_totp, user_key
+from api.deps import ClientDep, CurrentUser, ServicesDep
+from api.ledger_errors import LedgerProblem
+from api.payments.idempotency import IdempotencyKeyReused, claim, key_digest, request_hash
+from api.routes.accounts import owned_account
+from api.routes.payment_methods import owned_payment_method
+from api.routes.payments import (
+    IdempotencyKeyHeader,
+    minor_amount,
+    owned_payment,
+    payment_search_attributes,
+    payment_view,
+)
+from api.services import Services
+from core import errors
+from core.db import transaction
+from models.audit import record_audit
+from models.external_payment_schemas import ApproveBody, ExternalPaymentBody
+from models.ledger import AccountStatus, LedgerAccount
+from models.money_schemas import Money
+from models.payment import Payment, PaymentKind, PaymentMethod, PaymentMethodKind, PaymentStatus
+from models.payment_payloads import ApprovalDecision, ExternalPaymentInput, PaymentState
+from models.payment_schemas import PaymentView
+from temporal.ids import external_payment_workflow_id
+from workflows.external_payment import ExternalPaymentWorkflow
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+POLL_BACKOFF_CAP = 20  # polling the rail backs off up to this many times the base interval
+
+
+async def _existing(services: Services, user_id: uuid.UUID, key: str) -> Payment | None:
+    async with services.sessions() as session:
+        found: Payment | None = (
+            await session.execute(
+                select(Payment).where(
+                    col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
+                )
+            )
+        ).scalar_one_or_none()
+    return found
+
+
+def _check_payment(
+    source: LedgerAccount, method: PaymentMethod, body: ExternalPaymentBody, amount: int
+) -> None:
+    if method.kind != PaymentMethodKind.IBAN:
+        raise LedgerProblem(
+            422, "unsupported-payment-method", "payments can only be sent to an IBAN beneficiary"
+        )
+    if source.status == AccountStatus.CLOSED:
+        raise LedgerProblem(409, "account-closed", "a closed account cannot send money")
+    if body.currency != source.currency:
+        raise LedgerProblem(
+            422,
+            "currency-mismatch",
+            f"payment currency {body.currency} must match the account's ({source.currency})",
+        )
+    if source.posted - source.held < amount:
+        raise LedgerProblem(
+            409,
+            "insufficient-funds",
+            "the source account's available balance is too low",
+            available=Money.of(source.posted - source.held, source.currency).amount,
+        )
+
+
+@router.post("/external", status_code=status.HTTP_202_ACCEPTED)
+async def create_external_payment(
+    body: ExternalPaymentBody,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> PaymentView:
+    """Pay a saved IBAN beneficiary (ExternalPaymentWorkflow); 202 with the status URL."""
+    key = key_digest(idempotency_key)
+    amount = minor_amount(body.amount, body.currency)
+    body_hash = request_hash(
+        {
+            "from": body.from_account_id,
+            "method": body.payment_method_id,
+            "amount": amount,
+            "currency": body.currency,
+            "description": body.description,
+        }
+    )
+    # A retry is answered from the row even if the balance or the beneficiary changed since.
+    previous = await _existing(services, user.id, key)
+    if previous is not None:
+        if previous.request_hash != body_hash:
+            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+        return await _answer(services, user.id, previous, created=False, response=response)
+    async with services.sessions() as session:
+        source = await owned_account(session, user.id, body.from_account_id)
+    method = await owned_payment_method(services, user.id, body.payment_method_id)
+    _check_payment(source, method, body, amount)
+
+    def new_payment(payment_id: uuid.UUID) -> Payment:
+        return Payment(
+            id=payment_id,
+            user_id=user.id,
+            kind=PaymentKind.EXTERNAL,
+            status=PaymentStatus.PROCESSING,
+            from_account_id=source.id,
+            payment_method_id=method.id,
+            amount=amount,
+            currency=body.currency,
+            description=body.description,
+            idempotency_key=key,
+            request_hash=body_hash,
+            workflow_id=external_payment_workflow_id(payment_id),
+        )
+
+    async def audit(session: Any, payment: Payment) -> None:
+        await record_audit(
+            session,
+            "payment.external_requested",
+            actor_user_id=user.id,
+            subject=str(payment.id),
+            client=client,
+            details={"amount": amount, "currency": body.currency},
+        )
+
+    payment, created = await claim(
+        services.sessions,
+        new_payment,
+        user_id=user.id,
+        key=key,
+        body_hash=body_hash,
+        on_first=audit,
+    )
+    return await _answer(services, user.id, payment, created=created, response=response)
+
+
+async def _answer(
+    services: Services, user_id: uuid.UUID, payment: Payment, *, created: bool, response: Response
+) -> PaymentView:
+    if not PaymentStatus(payment.status).is_terminal:
+        await _start(services, payment)  # attach on a retry: also heals a start that was lost
+    if not created:
+        response.status_code = status.HTTP_200_OK  # a retry: the same payment as before
+    return payment_view(await owned_payment(services, user_id, payment.id))
+
+
+async def _start(services: Services, payment: Payment) -> None:
+    """Start (or attach to) the payment's ExternalPaymentWorkflow; safe on every retry."""
+    st = services.settings
+    async with services.sessions() as session:
+        method = await session.get(PaymentMethod, payment.payment_method_id)
+        source = await session.get(LedgerAccount, payment.from_account_id)
+    assert method is not None
+    assert method.iban is not None
+    assert source is not None
+    assert source.number is not None
+    inp = ExternalPaymentInput(
+        payment_id=payment.id,
+        user_id=payment.user_id,
+        from_account_id=payment.from_account_id,
+        debtor_account=source.number,
+        amount=payment.amount,
+        currency=payment.currency,
+        description=payment.description,
+        creditor_name=method.name,
+        creditor_iban=method.iban,
+        rail_task_queue=st.external_task_queue,
+        approval_timeout_seconds=st.payment_approval_timeout_seconds,
+        submit_max_attempts=st.rail_submit_max_attempts,
+        submit_initial_interval_seconds=st.rail_retry_initial_interval_seconds,
+        poll_interval_seconds=st.rail_poll_interval_seconds,
+        poll_max_interval_seconds=st.rail_poll_interval_seconds * POLL_BACKOFF_CAP,
+    )
+    money = Money.of(payment.amount, payment.currency)
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # finished: the row will say so
+        await services.temporal.start_workflow(
+            ExternalPaymentWorkflow.run,
+            inp,
+            id=payment.workflow_id,
+            task_queue=st.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=payment_search_attributes(payment),
+            static_summary=f"External payment of {money.amount} {money.currency}",
+            static_details=f"Payment {payment.id} from account {payment.from_account_id}",
+        )
+
+
+async def _external_handle(
+    services: Services, user_id: uuid.UUID, payment_id: uuid.UUID, slug: str
+) -> tuple[Payment, WorkflowHandle[Any, Any], PaymentState]:
+    """The caller's running external payment, its workflow handle and live state (or 409)."""
+    payment = await owned_payment(services, user_id, payment_id)
+    if payment.kind != PaymentKind.EXTERNAL or PaymentStatus(payment.status).is_terminal:
+        raise LedgerProblem(409, slug, f"payment is {payment.status}")
+    handle = services.temporal.get_workflow_handle(payment.workflow_id)
+    try:
+        state = await handle.query("status", result_type=PaymentState)
+    except RPCError as exc:
+        raise LedgerProblem(409, slug, "payment has already finished") from exc
+    return payment, handle, state
+
+
+@router.post("/{payment_id}/approve")
+async def approve_payment(
+    payment_id: uuid.UUID,
+    body: ApproveBody,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+) -> PaymentView:
+    """Approve a payment held for review with a TOTP code (checked here, never sent on)."""
+    slug = "not-awaiting-approval"
+    _, handle, state = await _external_handle(services, user.id, payment_id, slug)
+    if state.status != PaymentStatus.PENDING_APPROVAL:
+        raise LedgerProblem(409, slug, f"payment is {state.status.value}")
+    account = user_key(user.id)
+    await services.throttle.ensure_allowed(account, client)
+    async with transaction(services.sessions) as session:
+        accepted = await consume_totp(session, services.crypto, user, body.totp_code)
+        await record_audit(
+            session,
+            "payment.approval",
+            actor_user_id=user.id,
+            subject=str(payment_id),
+            client=client,
+            details={"accepted": accepted},
+        )
+    if not accepted:
+        await services.throttle.record_failure(account, client)
+        raise errors.InvalidMfaCode()
+    try:
+        await handle.execute_update(
+            "approve", ApprovalDecision(approved=True), result_type=PaymentState
+        )
+    except WorkflowUpdateFailedError as exc:
+        message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
+        raise LedgerProblem(409, slug, message) from exc
+    except RPCError as exc:
+        raise LedgerProblem(409, slug, "payment has already finished") from exc
+    return payment_view(await owned_payment(services, user.id, payment_id))
+
+
+@router.post("/{payment_id}/retry", status_code=status.HTTP_202_ACCEPTED)
+async def retry_payment(
+    payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
+) -> PaymentView:
+    """Submit again a payment waiting in `requires_action` (sends the `ops_retry` signal)."""
+    slug = "not-retryable"
+    _, handle, state = await _external_handle(services, user.id, payment_id, slug)
+    if state.status != PaymentStatus.REQUIRES_ACTION:
+        raise LedgerProblem(409, slug, f"payment is {state.status.value}, not requires_action")
+    try:
+        await handle.signal("ops_retry")
+    except RPCError as exc:
+        raise LedgerProblem(409, slug, "payment has already finished") from exc
+    async with transaction(services.sessions) as session:
+        await record_audit(
+            session,
+            "payment.retry_requested",
+            actor_user_id=user.id,
+            subject=str(payment_id),
+            client=client,
+        )
+    return payment_view(await owned_payment(services, user.id, payment_id))
