@@ -170,8 +170,8 @@ async def test_payment_holds_submits_and_captures_once_on_the_webhook(
             .scalars()
             .all()
         )
-    assert [(t.amount, t.status, t.counterparty) for t in paid] == [
-        (2_500, "posted", "Grace Hopper")
+    assert [(t.amount, t.status, t.kind, t.counterparty) for t in paid] == [
+        (2_500, "posted", "external_payment", "Grace Hopper")
     ]
     refused = await api.post(f"/api/payments/{payment_id}/cancel", headers=alice.auth)
     assert refused.status_code == 409  # cancel after settlement

@@ -230,6 +230,7 @@ class ExternalPaymentWorkflow:
                     account_id=inp.from_account_id,
                     amount=inp.amount,
                     currency=inp.currency,
+                    kind="external_payment",
                     description=inp.description or f"Payment to {inp.creditor_name}",
                     merchant=inp.creditor_name,
                     ttl_seconds=inp.hold_ttl_seconds,
