@@ -10,6 +10,7 @@ from types import ModuleType
 # name -> module; a new benchmark is a module with add_arguments(parser) and run(args) -> int.
 BENCHMARKS: dict[str, str] = {
     "ledger": "bench.ledger",
+    "transfers": "bench.transfers",
 }
 
 

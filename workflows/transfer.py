@@ -41,7 +41,6 @@ class TransferWorkflow:
     @workflow.run
     async def run(self, inp: TransferInput) -> PaymentState:
         """Wait for `execute_at` (cancellable), assess risk, post the transfer."""
-        self._publish()
         if inp.execute_at is not None:
             delay = max(inp.execute_at - workflow.now(), timedelta(0))
             with contextlib.suppress(TimeoutError):  # the timer ran out: time to execute
@@ -49,7 +48,8 @@ class TransferWorkflow:
             if self._cancel_requested:
                 return await self._finish(PaymentStatus.CANCELLED, "cancelled by the customer")
             await self._record(PaymentStatus.PROCESSING)
-        risk = await workflow.execute_activity_method(
+        # A local activity: a quick read-only check that needs no server round trip of its own.
+        risk = await workflow.execute_local_activity_method(
             PaymentActivities.assess_risk,
             RiskInput(
                 payment_id=inp.payment_id,
