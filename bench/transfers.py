@@ -101,7 +101,7 @@ async def _measure(op: Op, count: int, in_flight: int, into: Samples) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="vortex-bench-"))
-    os.chmod(tmp, 0o755)  # the embedded postgres system user must traverse it
+    os.chmod(tmp, 0o755)  # noqa: S103 - the embedded postgres system user must traverse it
     embedded: EmbeddedPostgres | None = None
     redis = EmbeddedRedis(tmp / "redis", free_port())
     server_url = args.database_url
