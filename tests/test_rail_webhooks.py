@@ -219,15 +219,21 @@ async def test_inbound_payment_is_credited_exactly_once(
     assert report.ok, report
 
 
-async def test_inbound_payment_for_an_unknown_account_is_parked_in_suspense(
+async def test_inbound_payments_for_unknown_or_closed_accounts_are_parked_in_suspense(
     api: httpx.AsyncClient,
     outbox: MemoryEmailBackend,
     rail: httpx.AsyncClient,
     sessions: SessionFactory,
 ) -> None:
     bob = await new_payer(api, outbox, sessions, email="bob@example.com", funds=0)
+    old = (
+        await api.post("/api/accounts", headers=bob.auth, json={"currency": "EUR", "name": "Old"})
+    ).json()
+    closed = await api.delete(f"/api/accounts/{old['id']}", headers=bob.auth)
+    assert closed.status_code == 200, closed.text
 
     await _inbound(rail, "999999999999", 1_500)
+    await _inbound(rail, old["number"], 700)
 
     assert await balance(api, bob) == (0, 0, 0)
     async with sessions() as session:
@@ -239,10 +245,12 @@ async def test_inbound_payment_for_an_unknown_account_is_parked_in_suspense(
                 )
             )
         ).scalar_one()
-    assert suspense.posted == 1_500
-    (unmatched,) = await audit_actions(sessions, "inbound.unmatched")
-    assert unmatched.details["reason"] == "unknown account number"
-    assert unmatched.details["credited_to"] == "suspense"
+    assert suspense.posted == 2_200
+    unmatched = await audit_actions(sessions, "inbound.unmatched")
+    assert [(a.details["reason"], a.details["credited_to"]) for a in unmatched] == [
+        ("unknown account number", "suspense"),
+        ("account closed", "suspense"),
+    ]
     report = await verify_ledger(sessions)
     assert report.ok, report
 

@@ -44,7 +44,12 @@ from core.errors import AppError
 from models.audit import record_audit
 from models.currency import CurrencyError, get_currency
 from models.ledger import AccountKind, AccountStatus, JournalEntry, LedgerAccount
-from models.ledger_payloads import EnsureSystemAccountsRequest, EntryLeg, PostEntryRequest
+from models.ledger_payloads import (
+    EnsureSystemAccountsRequest,
+    EntryLeg,
+    EntryResult,
+    PostEntryRequest,
+)
 from models.payment import Payment, PaymentKind, PaymentStatus, WebhookEvent
 from models.payment_payloads import RailPaymentSnapshot
 from railsim.signature import SIGNATURE_HEADER, verify
@@ -201,9 +206,10 @@ async def _inbound(session: AsyncSession, event: RailInboundEvent, client: str) 
         problem = f"account holds {account.currency}"
     target = system.suspense if account is None or problem else account.id
     description = (event.reference or "Incoming payment")[:500]
-    try:
-        async with session.begin_nested():
-            entry = await post_entry(
+
+    async def book(to: uuid.UUID) -> EntryResult:
+        async with session.begin_nested():  # a refusal rolls back only this attempt
+            return await post_entry(
                 session,
                 PostEntryRequest(
                     idempotency_key=key,
@@ -216,7 +222,7 @@ async def _inbound(session: AsyncSession, event: RailInboundEvent, client: str) 
                             currency=currency,
                         ),
                         EntryLeg(
-                            account_id=target,
+                            account_id=to,
                             amount=event.amount,
                             currency=currency,
                             counterparty=event.debtor_name[:200],
@@ -227,6 +233,16 @@ async def _inbound(session: AsyncSession, event: RailInboundEvent, client: str) 
                     occurred_at=event.occurred_at,
                 ),
             )
+
+    try:
+        try:
+            entry = await book(target)
+        except LedgerError as exc:
+            if exc.type == IDEMPOTENCY_KEY_REUSED or target == system.suspense:
+                raise
+            # e.g. the account was closed after the check above: park the money instead
+            problem, target = f"{exc.type}: {exc.message}", system.suspense
+            entry = await book(target)
     except LedgerError as exc:
         already = exc.type == IDEMPOTENCY_KEY_REUSED  # this inbound id was booked before
         await record_audit(
@@ -234,7 +250,7 @@ async def _inbound(session: AsyncSession, event: RailInboundEvent, client: str) 
             "inbound.duplicate" if already else "inbound.unmatched",
             subject=f"inbound:{event.inbound_id}",
             client=client,
-            details={"reason": f"{exc.type}: {exc.message}"},
+            details={"reason": f"{exc.type}: {exc.message}", "credited_to": None},
         )
         return
     details: dict[str, object] = {
