@@ -55,8 +55,8 @@ class PaymentActivities:
                 return
             now = utcnow()
             payment.status, payment.updated_at = change.status, now
-            if change.failure_reason is not None:
-                payment.failure_reason = change.failure_reason[:500]
+            # The reason belongs to this status: a later status without one clears it.
+            payment.failure_reason = change.failure_reason[:500] if change.failure_reason else None
             if change.rail_payment_id is not None:
                 payment.rail_payment_id = change.rail_payment_id
             if change.status.is_terminal:

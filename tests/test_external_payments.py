@@ -253,7 +253,10 @@ async def test_exhausted_retries_wait_for_ops_or_the_customer_to_retry(
     sessions: SessionFactory,
 ) -> None:
     by_ops, by_customer = await _exhausted(api, alice, rail)
-    user_id = (await _row(sessions, by_ops)).user_id
+    waiting_row = await _row(sessions, by_ops)
+    assert waiting_row.failure_reason is not None  # ops see why in the read model too
+    assert "could not be reached" in waiting_row.failure_reason
+    user_id = waiting_row.user_id
     query = (
         'WorkflowType="ExternalPaymentWorkflow" AND VortexStatus="requires_action" '
         f'AND VortexUserId="{user_id}"'
@@ -271,6 +274,7 @@ async def test_exhausted_retries_wait_for_ops_or_the_customer_to_retry(
     assert retried.status_code == 202, retried.text
     await wait_status(api, alice, by_ops, "completed")
     await wait_status(api, alice, by_customer, "completed")
+    assert (await _row(sessions, by_ops)).failure_reason is None  # cleared once it completed
     history = await _handle(temporal_client, by_ops).fetch_history()
     if os.environ.get("VORTEX_RECORD_HISTORIES"):  # refresh the golden file deliberately
         (HISTORIES / "external_payment_retried.json").write_text(history.to_json())

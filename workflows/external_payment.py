@@ -270,7 +270,7 @@ class ExternalPaymentWorkflow:
             if result == _FINISHED:
                 return None
             if result != _INTERRUPTED:  # retries exhausted: `result` says why
-                await self._record(PaymentStatus.REQUIRES_ACTION, result, persist_reason=False)
+                await self._record(PaymentStatus.REQUIRES_ACTION, result)
         self._state.rail_payment_id = result.rail_payment_id
         if result.is_final and self._outcome is None:
             self._outcome = result
@@ -473,9 +473,7 @@ class ExternalPaymentWorkflow:
         self._cancel_requested, self._cancel_refusal = False, reason
         self._state.failure_reason = f"cancel refused: {reason}"  # visible to the status query
 
-    async def _record(
-        self, status: PaymentStatus, reason: str | None = None, *, persist_reason: bool = True
-    ) -> None:
+    async def _record(self, status: PaymentStatus, reason: str | None = None) -> None:
         self._state.status, self._state.failure_reason = status, reason
         self._publish()
         await workflow.execute_activity_method(
@@ -483,7 +481,7 @@ class ExternalPaymentWorkflow:
             PaymentStatusChange(
                 payment_id=self._inp.payment_id,
                 status=status,
-                failure_reason=reason if persist_reason else None,
+                failure_reason=reason,
                 rail_payment_id=self._state.rail_payment_id,
             ),
             start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
