@@ -14,6 +14,7 @@ from api.routes import (
     auth,
     external_payments,
     health,
+    linked_accounts,
     payment_methods,
     payments,
     webhooks,
@@ -54,5 +55,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(payment_methods.router)
     app.include_router(external_payments.router)
     app.include_router(payments.router)
+    app.include_router(linked_accounts.router)
     app.include_router(webhooks.router)
     return app

@@ -1,0 +1,350 @@
+"""Linked external accounts: start the micro-deposit verification (LinkAccountWorkflow), list and
+read links (live from the workflow while it runs), and confirm the two amounts (an update)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response, status
+from sqlalchemy import func, select, text
+from sqlmodel import col
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.linking import MAX_DEPOSIT_MINOR, amounts_digest
+from api.deps import ClientDep, CurrentUser, ServicesDep
+from api.ledger_errors import LedgerProblem
+from api.routes.accounts import owned_account
+from api.services import Services
+from core import errors
+from core.db import transaction
+from core.iban import IbanError, validate_iban
+from models.audit import record_audit
+from models.currency import AmountError, CurrencyError, format_amount, parse_amount
+from models.ledger import AccountStatus
+from models.linking_payloads import ConfirmLinkRequest, LinkAccountInput, LinkState
+from models.linking_schemas import (
+    ConfirmLinkBody,
+    LinkAccepted,
+    LinkAccountBody,
+    LinkedAccountList,
+    LinkedAccountView,
+)
+from models.payment import LinkedAccount, LinkStatus
+from temporal import search_attributes
+from temporal.ids import link_account_workflow_id
+from workflows.link_account import LinkAccountWorkflow
+
+router = APIRouter(prefix="/api/accounts", tags=["linked accounts"])
+MAX_PENDING_LINKS_PER_USER = 5  # each verification costs the bank two micro-deposits
+MAX_LINKS_LISTED = 100
+SECONDS_PER_DAY = 24 * 3600
+LinkId = Annotated[uuid.UUID, Path()]
+_TERMINAL = frozenset({LinkStatus.LINKED, LinkStatus.FAILED, LinkStatus.EXPIRED})
+_UPDATE_ERRORS: dict[str, tuple[int, str]] = {
+    "WrongAmounts": (400, "wrong-amounts"),
+    "TooManyAttempts": (410, "link-failed"),
+    "InvalidLinkState": (409, "invalid-state"),
+    "DepositsNotSent": (409, "deposits-not-sent"),
+}
+
+
+def valid_iban(raw: str) -> str:
+    """The normalised IBAN (`core.iban`: shape, country length, mod-97), or 422 `invalid-iban`."""
+    try:
+        return validate_iban(raw)
+    except IbanError as exc:
+        raise LedgerProblem(422, "invalid-iban", str(exc)) from exc
+
+
+def mask_iban(iban: str) -> str:
+    """Country, check digits and the last four characters only."""
+    return f"{iban[:4]} **** {iban[-4:]}"
+
+
+def link_view(link: LinkedAccount, state: LinkState | None = None) -> LinkedAccountView:
+    """The API view of a link row, with the workflow's live state when given."""
+    view = LinkedAccountView(
+        id=link.id,
+        account_id=link.account_id,
+        iban_masked=mask_iban(link.iban),
+        holder_name=link.holder_name,
+        status=link.status,
+        created_at=link.created_at,
+        updated_at=link.updated_at,
+        status_url=_status_url(link),
+    )
+    if state is not None:
+        view = view.model_copy(
+            update={
+                "status": state.status,
+                "attempts_left": state.attempts_left,
+                "deposits": state.deposits,
+                "expires_at": state.expires_at,
+                "failure_reason": state.failure_reason,
+                "source": "workflow",
+            }
+        )
+    return view
+
+
+def _status_url(link: LinkedAccount) -> str:
+    return f"/api/accounts/{link.account_id}/links/{link.id}"
+
+
+async def owned_link(
+    services: Services, user_id: uuid.UUID, account_id: uuid.UUID, link_id: uuid.UUID
+) -> LinkedAccount:
+    """The caller's link on the caller's account, or 404."""
+    async with services.sessions() as session:
+        await owned_account(session, user_id, account_id)
+        link = await session.get(LinkedAccount, link_id)
+    if link is None or link.user_id != user_id or link.account_id != account_id:
+        raise errors.NotFound("unknown linked account")
+    return link
+
+
+async def start_link_workflow(services: Services, link: LinkedAccount, currency: str) -> None:
+    """Start (or attach to) the link's workflow; safe to call again for a retried request."""
+    st = services.settings
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # already ran: its row tells the rest
+        await services.temporal.start_workflow(
+            LinkAccountWorkflow.run,
+            LinkAccountInput(
+                linked_account_id=link.id,
+                user_id=link.user_id,
+                account_id=link.account_id,
+                currency=currency,
+                external_task_queue=st.external_task_queue,
+                confirmation_seconds=st.link_confirmation_days * SECONDS_PER_DAY,
+                max_attempts=st.link_confirmation_max_attempts,
+            ),
+            id=link.workflow_id,
+            task_queue=st.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search_attributes.USER_ID, str(link.user_id)),
+                    SearchAttributePair(search_attributes.STATUS, LinkStatus(link.status).value),
+                ]
+            ),
+            static_summary="Link an external account: two micro-deposits, customer confirms",
+        )
+
+
+@router.post("/{account_id}/link", status_code=status.HTTP_202_ACCEPTED)
+async def link_external_account(
+    account_id: uuid.UUID,
+    body: LinkAccountBody,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+    response: Response,
+) -> LinkAccepted:
+    """Start verifying an external account; the same IBAN again returns the pending link."""
+    iban = valid_iban(body.iban)
+    holder_name = " ".join(body.holder_name.split())
+    if not holder_name:
+        raise LedgerProblem(422, "invalid-holder-name", "holder_name must not be blank")
+    async with transaction(services.sessions) as session:
+        account = await owned_account(session, user.id, account_id)
+        if account.status != AccountStatus.OPEN:
+            raise LedgerProblem(409, "account-closed", "a closed account cannot be linked")
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"link:{user.id}"}
+        )
+        existing = (
+            await session.execute(
+                select(LinkedAccount).where(
+                    col(LinkedAccount.account_id) == account_id,
+                    col(LinkedAccount.iban) == iban,
+                    col(LinkedAccount.status).in_(
+                        [LinkStatus.PENDING_CONFIRMATION, LinkStatus.LINKED]
+                    ),
+                )
+            )
+        ).scalar_one_or_none()
+        if existing is not None and existing.status == LinkStatus.LINKED:
+            raise LedgerProblem(
+                409,
+                "already-linked",
+                "this external account is already linked to the account",
+                linked_account_id=str(existing.id),
+            )
+        if existing is None:
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(LinkedAccount)
+                .where(
+                    col(LinkedAccount.user_id) == user.id,
+                    col(LinkedAccount.status) == LinkStatus.PENDING_CONFIRMATION,
+                )
+            )
+            if (pending or 0) >= MAX_PENDING_LINKS_PER_USER:
+                raise LedgerProblem(
+                    409,
+                    "too-many-pending-links",
+                    f"at most {MAX_PENDING_LINKS_PER_USER} links can await confirmation at once",
+                )
+            link_id = uuid.uuid4()
+            link = LinkedAccount(
+                id=link_id,
+                user_id=user.id,
+                account_id=account_id,
+                iban=iban,
+                holder_name=holder_name,
+                status=LinkStatus.PENDING_CONFIRMATION,
+                workflow_id=link_account_workflow_id(link_id),
+            )
+            session.add(link)
+            await record_audit(
+                session,
+                "linked_account.requested",
+                actor_user_id=user.id,
+                subject=str(link_id),
+                client=client,
+            )
+        else:
+            link = existing
+        currency = account.currency
+    if existing is not None:
+        response.status_code = status.HTTP_200_OK  # a retry: the pending link, not a second one
+    try:
+        await start_link_workflow(services, link, currency)
+    except Exception:
+        if existing is None:
+            await _discard(services, link.id)
+        raise
+    return LinkAccepted(linked_account_id=link.id, status=link.status, status_url=_status_url(link))
+
+
+async def _discard(services: Services, link_id: uuid.UUID) -> None:
+    """Remove a link whose workflow could not be started (nothing was sent)."""
+    async with transaction(services.sessions) as session:
+        link = await session.get(LinkedAccount, link_id)
+        if link is not None:
+            await session.delete(link)
+
+
+@router.get("/{account_id}/links")
+async def list_links(
+    account_id: uuid.UUID, user: CurrentUser, services: ServicesDep
+) -> LinkedAccountList:
+    """The account's links, newest first (from PostgreSQL)."""
+    async with services.sessions() as session:
+        await owned_account(session, user.id, account_id)
+        rows = (
+            await session.execute(
+                select(LinkedAccount)
+                .where(
+                    col(LinkedAccount.account_id) == account_id,
+                    col(LinkedAccount.user_id) == user.id,
+                )
+                .order_by(col(LinkedAccount.created_at).desc(), col(LinkedAccount.id).desc())
+                .limit(MAX_LINKS_LISTED)
+            )
+        ).scalars()
+        return LinkedAccountList(items=[link_view(link) for link in rows])
+
+
+@router.get("/{account_id}/links/{link_id}")
+async def get_link(
+    account_id: uuid.UUID, link_id: LinkId, user: CurrentUser, services: ServicesDep
+) -> LinkedAccountView:
+    """One link: live from the workflow's `status` query while pending, PostgreSQL after."""
+    link = await owned_link(services, user.id, account_id, link_id)
+    if LinkStatus(link.status) in _TERMINAL:
+        return link_view(link)
+    try:
+        state = await services.temporal.get_workflow_handle_for(
+            LinkAccountWorkflow.run, link.workflow_id
+        ).query(LinkAccountWorkflow.status)
+    except RPCError:
+        return link_view(await owned_link(services, user.id, account_id, link_id))
+    return link_view(link, state)
+
+
+@router.post("/{account_id}/links/{link_id}/confirm")
+async def confirm_link(
+    account_id: uuid.UUID,
+    link_id: LinkId,
+    body: ConfirmLinkBody,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+) -> LinkedAccountView:
+    """Confirm the two micro-deposit amounts (any order); wrong answers cost an attempt."""
+    async with services.sessions() as session:
+        account = await owned_account(session, user.id, account_id)
+    link = await owned_link(services, user.id, account_id, link_id)
+    if LinkStatus(link.status) in _TERMINAL:
+        raise LedgerProblem(
+            409, "invalid-state", f"the link is {link.status}", link_status=link.status
+        )
+    minors = [_deposit_amount(a, account.currency) for a in body.amounts]
+    digest = amounts_digest(services.crypto, link.id, minors)
+    handle = services.temporal.get_workflow_handle_for(LinkAccountWorkflow.run, link.workflow_id)
+    try:
+        state = await handle.execute_update(
+            LinkAccountWorkflow.confirm, ConfirmLinkRequest(amounts_digest=digest)
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if not isinstance(cause, ApplicationError):
+            raise
+        details: dict[str, Any] = (
+            cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        )
+        http_status, slug = _UPDATE_ERRORS.get(cause.type or "", (409, "invalid-state"))
+        if cause.type in ("WrongAmounts", "TooManyAttempts"):
+            await _audit_confirm(services, user.id, link.id, client, accepted=False)
+        raise LedgerProblem(http_status, slug, cause.message, **details) from exc
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        link = await owned_link(services, user.id, account_id, link_id)
+        raise LedgerProblem(
+            409, "invalid-state", f"the link is {link.status}", link_status=link.status
+        ) from exc
+    await _audit_confirm(services, user.id, link.id, client, accepted=True)
+    return link_view(await owned_link(services, user.id, account_id, link_id), state)
+
+
+def _deposit_amount(value: str, currency: str) -> int:
+    """A submitted amount in minor units; out of the micro-deposit range is 422 (no attempt)."""
+    try:
+        minor = parse_amount(value, currency)
+    except (AmountError, CurrencyError) as exc:
+        raise LedgerProblem(422, "invalid-amount", str(exc)) from exc
+    if minor > MAX_DEPOSIT_MINOR:
+        raise LedgerProblem(
+            422,
+            "invalid-amount",
+            "each micro-deposit is at most "
+            f"{format_amount(MAX_DEPOSIT_MINOR, currency)} {currency}",
+        )
+    return minor
+
+
+async def _audit_confirm(
+    services: Services, user_id: uuid.UUID, link_id: uuid.UUID, client: str, *, accepted: bool
+) -> None:
+    async with transaction(services.sessions) as session:
+        await record_audit(
+            session,
+            "linked_account.confirm",
+            actor_user_id=user_id,
+            subject=str(link_id),
+            client=client,
+            details={"accepted": accepted},
+        )
