@@ -63,9 +63,9 @@ def _registration_activities(deps: WorkerDeps) -> RegistrationActivities:
 
 
 def _linking_activities(deps: WorkerDeps) -> LinkingActivities:
-    rail = getattr(deps, "rail", None) or HttpPaymentRail(deps.settings.rail_url)
+    assert deps.rail is not None
     return LinkingActivities(
-        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), rail
+        deps.sessions, crypto_for(deps.settings.secret_key.get_secret_value()), deps.rail
     )
 
 
