@@ -17,6 +17,7 @@ from api.routes import (
     linked_accounts,
     payment_methods,
     payments,
+    transactions,
     webhooks,
 )
 from api.services import Services
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(payment_methods.router)
     app.include_router(external_payments.router)
     app.include_router(payments.router)
+    app.include_router(transactions.router)
     app.include_router(linked_accounts.router)
     app.include_router(webhooks.router)
     return app
