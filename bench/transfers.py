@@ -1,6 +1,6 @@
 """End-to-end internal transfers vs a bare Temporal workflow of two no-op activities.
 
-transfer path: HTTP POST /api/payments/transfer on a live uvicorn -> TransferWorkflow (risk
+transfer path: HTTP POST /api/payments/transfer to `vortex api` (own process) -> TransferWorkflow
 check activity, ledger posting + payment completion activity) -> answer once the workflow is
 done, i.e. the ledger is posted. baseline: `client.execute_workflow` of a workflow with two no-op
 activities (the shape of Temporal's money-transfer sample). Both run on the same Temporal dev
@@ -15,6 +15,7 @@ import asyncio
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -32,18 +33,16 @@ from temporalio.worker import Worker
 
 from activities.ledger import fund_account, open_account
 from activities.ledger_verify import verify_ledger
-from api.app import create_app
 from api.services import Services
 from bench.bare_workflow import BareTransferWorkflow, noop_deposit, noop_withdraw
 from core.db import create_engine, create_session_factory, transaction
 from core.email import MemoryEmailBackend
-from core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, venv_binary
+from core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, venv_binary, wait_for_port
 from core.settings import Settings
 from models.ledger import AccountType
 from models.ledger_payloads import FundAccountRequest, OpenAccountRequest
 from models.migrate import upgrade_to_head_async
 from models.user import User, UserStatus
-from railsim.server import serve_app
 from temporal import search_attributes
 from workers.assembly import WorkerDeps, build_workers
 
@@ -161,10 +160,13 @@ async def _bench(args: argparse.Namespace, url: str, redis_url: str) -> int:
         workflows=[BareTransferWorkflow],
         activities=[noop_withdraw, noop_deposit],
     )
+    api_port = free_port()
+    api_process = await _start_api(settings, api_port)
     try:
-        async with workers[0], workers[1], bare, serve_app(create_app(settings, services)) as api:
+        async with workers[0], workers[1], bare:
             token, source, dest = await _customers(services)
-            async with httpx.AsyncClient(base_url=api.url, timeout=120) as http:
+            base_url = f"http://127.0.0.1:{api_port}"
+            async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
                 transfer_op = _transfer_op(http, token, source, dest)
                 bare_op = _bare_op(client, bare_queue)
                 await _measure(transfer_op, 20, args.in_flight, Samples())  # warm-up
@@ -180,6 +182,8 @@ async def _bench(args: argparse.Namespace, url: str, redis_url: str) -> int:
                         await _measure(op, args.count, args.in_flight, samples)
         report = await verify_ledger(sessions)
     finally:
+        api_process.terminate()
+        await api_process.wait()
         await services.close()
         await engine.dispose()
         await env.shutdown()
@@ -188,13 +192,45 @@ async def _bench(args: argparse.Namespace, url: str, redis_url: str) -> int:
     return 0 if report.ok else 1
 
 
+async def _start_api(settings: Settings, port: int) -> asyncio.subprocess.Process:
+    """`vortex api` in its own process, as in production: its CPU is not the worker's."""
+    env = os.environ | {
+        "VORTEX_DATABASE_URL": str(settings.database_url),
+        "VORTEX_REDIS_URL": str(settings.redis_url),
+        "VORTEX_TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "VORTEX_TASK_QUEUE": settings.task_queue,
+        "VORTEX_EXTERNAL_TASK_QUEUE": settings.external_task_queue,
+        "VORTEX_API_PORT": str(port),
+        "VORTEX_PAYMENT_SYNC_WAIT_SECONDS": "60",
+        "VORTEX_MAX_PAYMENTS_PER_HOUR": str(10**9),
+        "VORTEX_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli.main", "api", env=env, stdin=asyncio.subprocess.DEVNULL
+    )
+    await asyncio.to_thread(wait_for_port, port, 60.0)
+    return process
+
+
 def _transfer_op(http: httpx.AsyncClient, token: str, source: str, dest: str) -> Op:
     headers = {"Authorization": f"Bearer {token}"}
 
     async def op(n: int) -> None:
-        response = await http.post(
+        key = str(uuid.uuid4())
+        for attempt in range(3):  # a dropped keep-alive connection: retry with the same key
+            try:
+                response = await _post_transfer(http, headers | {"Idempotency-Key": key})
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+        if response.status_code not in (200, 201) or response.json()["status"] != "completed":
+            raise RuntimeError(f"transfer did not complete: {response.status_code} {response.text}")
+
+    async def _post_transfer(http: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+        return await http.post(
             "/api/payments/transfer",
-            headers=headers | {"Idempotency-Key": str(uuid.uuid4())},
+            headers=headers,
             json={
                 "from_account_id": source,
                 "to_account_id": dest,
@@ -202,8 +238,6 @@ def _transfer_op(http: httpx.AsyncClient, token: str, source: str, dest: str) ->
                 "currency": "EUR",
             },
         )
-        if response.status_code != 201 or response.json()["status"] != "completed":
-            raise RuntimeError(f"transfer did not complete: {response.status_code} {response.text}")
 
     return op
 
