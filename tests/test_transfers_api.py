@@ -227,3 +227,25 @@ async def test_payments_are_listed_newest_first_with_a_cursor(
     assert [p["id"] for p in first["items"] + second["items"]] == ids[::-1]
     assert second["next_cursor"] is None
     assert too_big.status_code == 422
+
+
+async def test_a_retry_is_answered_from_its_payment_even_after_the_balance_changed(
+    api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
+) -> None:
+    source = await _main(api, alice)
+    savings = (
+        await api.post(
+            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
+        )
+    ).json()
+    await fund(sessions, source["id"], 1_000, "EUR")
+    body = {"from_account_id": source["id"], "to_account_id": savings["id"], "currency": "EUR"}
+
+    first = await _transfer(api, alice, "r-1", amount="4.00", **body)
+    drain = await _transfer(api, alice, "r-2", amount="6.00", **body)
+    retry = await _transfer(api, alice, "r-1", amount="4.00", **body)
+
+    assert (first.status_code, drain.status_code) == (201, 201)
+    assert retry.status_code == 200
+    assert retry.json()["id"] == first.json()["id"]
+    assert await _available(api, alice, savings["id"]) == 1_000

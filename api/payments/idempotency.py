@@ -41,6 +41,28 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+async def existing_payment(
+    sessions: SessionFactory, user_id: uuid.UUID, key: str
+) -> Payment | None:
+    """The caller's payment already made with this Idempotency-Key, if any."""
+    async with sessions() as session:
+        found: Payment | None = (
+            await session.execute(
+                select(Payment).where(
+                    col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
+                )
+            )
+        ).scalar_one_or_none()
+    return found
+
+
+def replayed(previous: Payment, body_hash: str) -> Payment:
+    """A retry must carry the same request as the first time."""
+    if previous.request_hash != body_hash:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+    return previous
+
+
 async def claim(
     sessions: SessionFactory,
     new_payment: Callable[[uuid.UUID], Payment],

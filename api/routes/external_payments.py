@@ -12,8 +12,6 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from sqlalchemy import select
-from sqlmodel import col
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -22,11 +20,18 @@ from temporalio.service import RPCError
 from api.auth.totp import consume_totp, user_key
 from api.deps import ClientDep, CurrentUser, ServicesDep
 from api.ledger_errors import LedgerProblem
-from api.payments.idempotency import IdempotencyKeyReused, claim, key_digest, request_hash
+from api.payments.idempotency import (
+    claim,
+    existing_payment,
+    key_digest,
+    replayed,
+    request_hash,
+)
 from api.routes.accounts import owned_account
 from api.routes.payment_methods import owned_payment_method
 from api.routes.payments import (
     IdempotencyKeyHeader,
+    ensure_available,
     minor_amount,
     owned_payment,
     payment_search_attributes,
@@ -49,18 +54,6 @@ router = APIRouter(prefix="/api/payments", tags=["payments"])
 POLL_BACKOFF_CAP = 20  # polling the rail backs off up to this many times the base interval
 
 
-async def _existing(services: Services, user_id: uuid.UUID, key: str) -> Payment | None:
-    async with services.sessions() as session:
-        found: Payment | None = (
-            await session.execute(
-                select(Payment).where(
-                    col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
-                )
-            )
-        ).scalar_one_or_none()
-    return found
-
-
 def _check_payment(
     source: LedgerAccount, method: PaymentMethod, body: ExternalPaymentBody, amount: int
 ) -> None:
@@ -76,13 +69,7 @@ def _check_payment(
             "currency-mismatch",
             f"payment currency {body.currency} must match the account's ({source.currency})",
         )
-    if source.posted - source.held < amount:
-        raise LedgerProblem(
-            409,
-            "insufficient-funds",
-            "the source account's available balance is too low",
-            available=Money.of(source.posted - source.held, source.currency).amount,
-        )
+    ensure_available(source, amount)
 
 
 @router.post("/external", status_code=status.HTTP_202_ACCEPTED)
@@ -107,10 +94,9 @@ async def create_external_payment(
         }
     )
     # A retry is answered from the row even if the balance or the beneficiary changed since.
-    previous = await _existing(services, user.id, key)
+    previous = await existing_payment(services.sessions, user.id, key)
     if previous is not None:
-        if previous.request_hash != body_hash:
-            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+        replayed(previous, body_hash)
         return await _answer(services, user.id, previous, created=False, response=response)
     async with services.sessions() as session:
         source = await owned_account(session, user.id, body.from_account_id)

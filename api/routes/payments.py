@@ -24,7 +24,13 @@ from temporalio.service import RPCError
 
 from api.deps import ClientDep, CurrentUser, ServicesDep
 from api.ledger_errors import LedgerProblem
-from api.payments.idempotency import claim, key_digest, request_hash
+from api.payments.idempotency import (
+    claim,
+    existing_payment,
+    key_digest,
+    replayed,
+    request_hash,
+)
 from api.routes.accounts import owned_account
 from api.services import Services
 from core import errors
@@ -123,7 +129,14 @@ def _check_transfer(
             raise LedgerProblem(
                 422, "invalid-execute-at", "execute_at must be in the future, within a year"
             )
-    elif source.posted - source.held < amount:
+    else:
+        ensure_available(source, amount)
+
+
+def ensure_available(source: LedgerAccount, amount: int) -> None:
+    """Refuse up front (creating nothing) when the available balance cannot cover `amount`;
+    the ledger re-checks under its row locks when the money moves."""
+    if source.posted - source.held < amount:
         raise LedgerProblem(
             409,
             "insufficient-funds",
@@ -144,20 +157,19 @@ async def create_transfer(
     """Transfer between the caller's accounts or to another customer (TransferWorkflow)."""
     key = key_digest(idempotency_key)
     amount = minor_amount(body.amount, body.currency)
+    body_hash = request_hash(body.model_dump(mode="json") | {"amount": amount})
+    # A retry is answered from its payment, even if the balance has changed since.
+    previous = await existing_payment(services.sessions, user.id, key)
+    if previous is not None:
+        payment = replayed(previous, body_hash)
+        if not PaymentStatus(payment.status).is_terminal:
+            await _start_transfer(services, payment)  # also heals a start that was lost
+        response.status_code = status.HTTP_200_OK
+        return payment_view(await owned_payment(services, user.id, payment.id))
     async with services.sessions() as session:
         source = await owned_account(session, user.id, body.from_account_id)
     dest = await _destination(services, user.id, body)
     _check_transfer(source, dest, body, amount)
-    body_hash = request_hash(
-        {
-            "from": source.id,
-            "to": dest.id,
-            "amount": amount,
-            "currency": body.currency,
-            "description": body.description,
-            "execute_at": body.execute_at,
-        }
-    )
 
     def new_payment(payment_id: uuid.UUID) -> Payment:
         return Payment(
