@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -197,6 +197,26 @@ def _reused(key: str) -> LedgerError:
         "this idempotency key was already used for a different request",
         idempotency_key=key,
     )
+
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+
+async def _first_result(
+    conn: AsyncConnection,
+    find: TextClause,
+    key: str,
+    request_hash: str,
+    build: Callable[[Any], ResultT],
+) -> ResultT | None:
+    """The first result stored under an idempotency key (None if the key is new); the same key
+    with a different request is refused."""
+    row = (await conn.execute(find, {"key": key})).first()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise _reused(key)
+    return build(row)
 
 
 def luhn_check_digit(digits: str) -> str:
@@ -813,18 +833,19 @@ async def open_account(session: AsyncSession, req: OpenAccountRequest) -> Opened
     )
 
     async def replay() -> OpenedAccount | None:
-        row = (await conn.execute(find, {"key": key})).first()
-        if row is None:
-            return None
-        if row.request_hash != request_hash:
-            raise _reused(key)
-        return OpenedAccount(
-            account_id=row.id,
-            number=row.number,
-            owner_user_id=row.owner_user_id,
-            currency=row.currency,
-            type=row.type,
-            opened_at=row.opened_at,
+        return await _first_result(
+            conn,
+            find,
+            key,
+            request_hash,
+            lambda row: OpenedAccount(
+                account_id=row.id,
+                number=row.number,
+                owner_user_id=row.owner_user_id,
+                currency=row.currency,
+                type=row.type,
+                opened_at=row.opened_at,
+            ),
         )
 
     if (first := await replay()) is not None:
@@ -1089,20 +1110,21 @@ async def place_hold(session: AsyncSession, req: PlaceHoldRequest) -> PlacedHold
     )
 
     async def replay() -> PlacedHold | None:
-        row = (await conn.execute(find, {"key": key})).first()
-        if row is None:
-            return None
-        if row.request_hash != request_hash:
-            raise _reused(key)
-        return PlacedHold(
-            hold_id=row.id,
-            account_id=row.account_id,
-            counterparty_account_id=row.counterparty_account_id,
-            amount=row.amount,
-            currency=row.currency,
-            expires_at=row.expires_at,
-            transaction_id=row.transaction_id,
-            created_at=row.created_at,
+        return await _first_result(
+            conn,
+            find,
+            key,
+            request_hash,
+            lambda row: PlacedHold(
+                hold_id=row.id,
+                account_id=row.account_id,
+                counterparty_account_id=row.counterparty_account_id,
+                amount=row.amount,
+                currency=row.currency,
+                expires_at=row.expires_at,
+                transaction_id=row.transaction_id,
+                created_at=row.created_at,
+            ),
         )
 
     if (first := await replay()) is not None:
