@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 from sqlalchemy import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -72,6 +74,7 @@ class Samples:
 
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
 
     @property
     def rate(self) -> float:
@@ -93,9 +96,34 @@ async def _measure(op: Op, count: int, in_flight: int, into: Samples) -> None:
             await op(n)
             into.latencies.append(time.perf_counter() - started)
 
+    before = _cpu_by_group()
     started = time.perf_counter()
     await asyncio.gather(*(one(n) for n in range(count)))
     into.wall += time.perf_counter() - started
+    for group, seconds in _cpu_by_group().items():
+        into.cpu[group] = into.cpu.get(group, 0.0) + seconds - before.get(group, 0.0)
+
+
+def _cpu_by_group() -> dict[str, float]:
+    """CPU seconds so far of the processes the paths use, grouped (on a CPU-bound machine the
+    throughput ratio is roughly the inverse ratio of these per operation)."""
+    totals: dict[str, float] = {}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "start-dev" in cmd:
+            group = "temporal server"
+        elif "cli.main api" in cmd:
+            group = "api process"
+        elif proc.pid == os.getpid():
+            group = "worker + client"
+        elif proc.info["name"] == "postgres":
+            group = "postgres"
+        else:
+            continue
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            totals[group] = totals.get(group, 0.0) + times.user + times.system
+    return totals
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -305,6 +333,15 @@ def _print(results: dict[str, Samples], args: argparse.Namespace) -> None:
         print(
             f"{name:<40} {s.rate:>8.1f} {s.rate / base:>8.2f} {s.pct(0.5):>8.1f} "
             f"{s.pct(0.99):>8.1f}"
+        )
+    groups = sorted({g for _, s in rows for g in s.cpu})
+    print("CPU ms per operation: " + ", ".join(groups))
+    for name, s in rows:
+        per_op = [1000 * s.cpu.get(g, 0.0) / max(len(s.latencies), 1) for g in groups]
+        print(
+            f"  {name:<38} "
+            + "  ".join(f"{v:6.1f}" for v in per_op)
+            + f"  total {sum(per_op):6.1f}"
         )
     ratio = rows[0][1].rate / base
     print(
