@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         RiskInput,
     )
     from temporal import search_attributes
-    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY, EXTERNAL_ACTIVITY_TIMEOUT
+    from temporal.queues import DB_RETRY, EXTERNAL_ACTIVITY_TIMEOUT
 
 NOT_CANCELLABLE: Final = "NotCancellable"
 NOT_AWAITING_APPROVAL: Final = "NotAwaitingApproval"
@@ -77,6 +77,7 @@ class ExternalPaymentWorkflow:
     @workflow.init
     def __init__(self, inp: ExternalPaymentInput) -> None:
         self._inp = inp
+        self._db_timeout = timedelta(seconds=inp.activity_timeout_seconds)
         self._state = PaymentState(payment_id=inp.payment_id, status=PaymentStatus.PROCESSING)
         self._awaiting_approval = False
         self._approval: bool | None = None
@@ -182,7 +183,7 @@ class ExternalPaymentWorkflow:
                 amount=inp.amount,
                 currency=inp.currency,
             ),
-            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+            start_to_close_timeout=self._db_timeout,
             retry_policy=DB_RETRY,
         )
         if risk.decision == "deny":
@@ -236,7 +237,7 @@ class ExternalPaymentWorkflow:
                     ttl_seconds=inp.hold_ttl_seconds,
                     owner_user_id=inp.user_id,
                 ),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+                start_to_close_timeout=self._db_timeout,
                 retry_policy=DB_RETRY,
             )
         except ActivityError as exc:
@@ -406,7 +407,7 @@ class ExternalPaymentWorkflow:
                 await workflow.execute_activity_method(
                     LedgerActivities.capture_hold,
                     CaptureHoldRequest(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
-                    start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+                    start_to_close_timeout=self._db_timeout,
                     retry_policy=DB_RETRY,
                 )
             except ActivityError as exc:
@@ -457,7 +458,7 @@ class ExternalPaymentWorkflow:
             await workflow.execute_activity_method(
                 LedgerActivities.release_hold,
                 ReleaseHoldRequest(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+                start_to_close_timeout=self._db_timeout,
                 retry_policy=DB_RETRY,
             )
         except ActivityError as exc:
@@ -484,7 +485,7 @@ class ExternalPaymentWorkflow:
                 failure_reason=reason,
                 rail_payment_id=self._state.rail_payment_id,
             ),
-            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
+            start_to_close_timeout=self._db_timeout,
             retry_policy=DB_RETRY,
         )
 

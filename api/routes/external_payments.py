@@ -175,6 +175,7 @@ async def _start(services: Services, payment: Payment) -> None:
         submit_max_attempts=st.rail_submit_max_attempts,
         submit_initial_interval_seconds=st.rail_retry_initial_interval_seconds,
         poll_interval_seconds=st.rail_poll_interval_seconds,
+        activity_timeout_seconds=st.db_activity_timeout_seconds,
         poll_max_interval_seconds=st.rail_poll_interval_seconds * POLL_BACKOFF_CAP,
     )
     money = Money.of(payment.amount, payment.currency)
