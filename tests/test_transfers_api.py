@@ -31,6 +31,15 @@ async def _available(api: httpx.AsyncClient, who: Customer, account_id: str) -> 
     return int(balance["available"]["amount_minor"])
 
 
+async def _open_savings(api: httpx.AsyncClient, who: Customer) -> dict[str, Any]:
+    """A second EUR account of the customer."""
+    response = await api.post(
+        "/api/accounts", headers=who.auth, json={"currency": "EUR", "name": "Savings"}
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 async def _transfer(
     api: httpx.AsyncClient, who: Customer, key: str | None, **body: Any
 ) -> httpx.Response:
@@ -79,11 +88,7 @@ async def test_same_key_with_a_different_body_is_refused(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
 ) -> None:
     source = await _main(api, alice)
-    savings = (
-        await api.post(
-            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
-        )
-    ).json()
+    savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 10_000, "EUR")
     body = {"from_account_id": source["id"], "to_account_id": savings["id"], "currency": "EUR"}
 
@@ -160,11 +165,7 @@ async def test_a_scheduled_transfer_can_be_cancelled_before_it_runs(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory, temporal_client: Client
 ) -> None:
     source = await _main(api, alice)
-    savings = (
-        await api.post(
-            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
-        )
-    ).json()
+    savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 5_000, "EUR")
     later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
 
@@ -197,11 +198,7 @@ async def test_payments_are_listed_newest_first_with_a_cursor(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
 ) -> None:
     source = await _main(api, alice)
-    savings = (
-        await api.post(
-            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
-        )
-    ).json()
+    savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 5_000, "EUR")
     ids = []
     for n in range(3):
@@ -233,11 +230,7 @@ async def test_a_retry_is_answered_from_its_payment_even_after_the_balance_chang
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
 ) -> None:
     source = await _main(api, alice)
-    savings = (
-        await api.post(
-            "/api/accounts", headers=alice.auth, json={"currency": "EUR", "name": "Savings"}
-        )
-    ).json()
+    savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 1_000, "EUR")
     body = {"from_account_id": source["id"], "to_account_id": savings["id"], "currency": "EUR"}
 
