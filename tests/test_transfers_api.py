@@ -3,17 +3,47 @@ cancellation, and the bad-input cases that must move no money."""
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from activities.ledger_verify import verify_ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
+from temporal.ids import transfer_workflow_id
 from tests.flows import Customer, fund, register_customer
+from workflows.transfer import TransferWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def _replay_and_keep(client: Client, payment_id: str, name: str) -> None:
+    """Replay the payment's history; with VORTEX_RECORD_HISTORIES set, store it as a golden file."""
+    handle = client.get_workflow_handle(transfer_workflow_id(uuid.UUID(payment_id)))
+    history = await handle.fetch_history()
+    if os.environ.get("VORTEX_RECORD_HISTORIES"):
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+    await _replayer().replay_workflow(history)
+
+
+def _replayer() -> Replayer:
+    return Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("transfer_*.json")), ids=lambda p: p.stem)
+async def test_recorded_transfer_histories_still_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json("recorded", json.loads(path.read_text()))
+
+    await _replayer().replay_workflow(history)
 
 
 @pytest.fixture
@@ -52,6 +82,7 @@ async def test_transfer_to_another_customer_moves_money_once_and_records_both_si
     outbox: MemoryEmailBackend,
     alice: Customer,
     sessions: SessionFactory,
+    temporal_client: Client,
 ) -> None:
     bob = await register_customer(api, outbox, "bob@example.com")
     source, dest = await _main(api, alice), await _main(api, bob)
@@ -82,6 +113,7 @@ async def test_transfer_to_another_customer_moves_money_once_and_records_both_si
     }
     report = await verify_ledger(sessions)
     assert report.ok, report
+    await _replay_and_keep(temporal_client, first.json()["id"], "transfer_completed")
 
 
 async def test_same_key_with_a_different_body_is_refused(
@@ -192,6 +224,7 @@ async def test_a_scheduled_transfer_can_be_cancelled_before_it_runs(
     assert again.status_code == 409
     assert await _available(api, alice, source["id"]) == 5_000
     assert await _available(api, alice, savings["id"]) == 0
+    await _replay_and_keep(temporal_client, scheduled.json()["id"], "transfer_cancelled")
 
 
 async def test_payments_are_listed_newest_first_with_a_cursor(
