@@ -5,16 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import col
 from temporalio import activity
 
 from activities import ledger
 from core.db import SessionFactory, transaction
 from models.base import utcnow
-from models.ledger_payloads import EntryResult, TransferRequest
-from models.payment import Payment, PaymentStatus
-from models.payment_payloads import PaymentStatusChange, RiskDecision, RiskInput
+from models.ledger_payloads import TransferRequest
+from models.payment import TERMINAL_STATUSES, Payment, PaymentStatus
+from models.payment_payloads import PaymentStatusChange, RiskDecision, RiskInput, TransferPosted
 
 TRANSFER_KEY_PREFIX = "transfer:"
 
@@ -37,11 +37,13 @@ class PaymentActivities:
         self,
         sessions: SessionFactory,
         *,
+        reads: SessionFactory | None = None,
         max_single_payment_minor: int,
         max_payments_per_hour: int,
         review_threshold_minor: int,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads or sessions
         self._max_single = max_single_payment_minor
         self._max_per_hour = max_payments_per_hour
         self._review_threshold = review_threshold_minor
@@ -63,24 +65,30 @@ class PaymentActivities:
                 payment.completed_at = now
 
     @activity.defn(name="payments.post_transfer")
-    async def post_transfer(self, req: TransferRequest) -> EntryResult:
+    async def post_transfer(self, req: TransferRequest) -> TransferPosted:
         """Post the transfer and mark its payment completed in the same transaction, so the
         read model can never disagree with the ledger (idempotent via the ledger key)."""
+        now = utcnow()
         async with transaction(self._sessions) as session:
             entry = await ledger.transfer(session, req)
-            payment = await session.get(Payment, _payment_id(req), with_for_update=True)
-            if payment is not None and not PaymentStatus(payment.status).is_terminal:
-                now = utcnow()
-                payment.status = PaymentStatus.COMPLETED
-                payment.updated_at = payment.completed_at = now
-            return entry
+            completed = await session.execute(
+                update(Payment)
+                .where(
+                    col(Payment.id) == _payment_id(req),
+                    col(Payment.status).not_in([s.value for s in TERMINAL_STATUSES]),
+                )
+                .values(status=PaymentStatus.COMPLETED, updated_at=now, completed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        done = now if completed.rowcount else None  # type: ignore[attr-defined]
+        return TransferPosted(entry_id=entry.entry_id, completed_at=done)
 
     @activity.defn(name="payments.assess_risk")
     async def assess_risk(self, inp: RiskInput) -> RiskDecision:
         """Rule-based risk: a per-payment cap, a velocity limit, and a review threshold."""
         if inp.amount > self._max_single:
             return RiskDecision(decision="deny", reason="amount above the single-payment limit")
-        async with self._sessions() as session:
+        async with self._reads() as session:
             recent = await session.scalar(
                 select(func.count())
                 .select_from(Payment)

@@ -53,7 +53,7 @@ AccessClaims = Annotated[TokenClaims, Depends(access_claims)]
 
 async def current_user(services: ServicesDep, claims: AccessClaims) -> User:
     """The active user the access token belongs to."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         user = await session.get(User, claims.subject)
     if user is None or user.status != UserStatus.ACTIVE:
         raise errors.InvalidToken("account is not active")

@@ -11,7 +11,12 @@ from temporalio.client import Client
 from api.auth.throttle import Throttle, ThrottlePolicy
 from api.auth.tokens import TokenService
 from core.crypto import Crypto, crypto_for
-from core.db import SessionFactory, create_engine, create_session_factory
+from core.db import (
+    SessionFactory,
+    create_engine,
+    create_read_session_factory,
+    create_session_factory,
+)
 from core.redis import create_redis
 from core.settings import Settings
 from temporal.client import connect_temporal
@@ -24,6 +29,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: SessionFactory
+    reads: SessionFactory  # autocommit: single lookups on hot paths
     redis: Redis
     temporal: Client
     crypto: Crypto
@@ -43,6 +49,7 @@ class Services:
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
+            reads=create_read_session_factory(engine),
             redis=redis,
             temporal=client,
             crypto=crypto,

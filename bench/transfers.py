@@ -46,7 +46,7 @@ from models.ledger_payloads import FundAccountRequest, OpenAccountRequest
 from models.migrate import upgrade_to_head_async
 from models.user import User, UserStatus
 from temporal import search_attributes
-from workers.assembly import WorkerDeps, build_workers
+from workers.assembly import WORKFLOW_RUNNER, WorkerDeps, build_workers
 
 Op = Callable[[int], Awaitable[None]]
 
@@ -187,6 +187,7 @@ async def _bench(args: argparse.Namespace, url: str, redis_url: str) -> int:
         task_queue=bare_queue,
         workflows=[BareTransferWorkflow],
         activities=[noop_withdraw, noop_deposit],
+        workflow_runner=WORKFLOW_RUNNER,  # the same worker setup as ours: only the work differs
     )
     api_port = free_port()
     api_process = await _start_api(settings, api_port)

@@ -38,6 +38,21 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def create_read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions for independent reads: autocommit, so a lookup costs one round trip instead of
+    BEGIN, SELECT and ROLLBACK. Never write through them, nor rely on one snapshot across
+    statements."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
+def read_sessions_for(factory: SessionFactory) -> SessionFactory:
+    """Autocommit read sessions on the same engine (and pool) as `factory`."""
+    engine: AsyncEngine = factory.kw["bind"]
+    return create_read_session_factory(engine)
+
+
 @asynccontextmanager
 async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on error."""

@@ -38,6 +38,21 @@ GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x7A0D17  # advisory lock serialising appends so the chain stays linear
 
 
+def _canonical_body(
+    action: str,
+    actor: str | None,
+    subject: str | None,
+    client: str | None,
+    details: dict[str, Any],
+) -> str:
+    return json.dumps(
+        {"a": action, "u": actor, "s": subject, "c": client, "d": details},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+
+
 def chain_hash(
     prev_hash: str,
     action: str,
@@ -47,13 +62,22 @@ def chain_hash(
     details: dict[str, Any],
 ) -> str:
     """sha256 over the previous hash and this event's canonical JSON."""
-    body = json.dumps(
-        {"a": action, "u": actor, "s": subject, "c": client, "d": details},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
+    body = _canonical_body(action, actor, subject, client, details)
     return hashlib.sha256(f"{prev_hash}{body}".encode()).hexdigest()
+
+
+# The same hash as chain_hash, computed by PostgreSQL against the newest row, so an append is
+# one statement after the lock (the lock comes first: a statement's snapshot is taken when it
+# starts, and it must see the event appended just before).
+_APPEND = text(
+    """
+    INSERT INTO audit_log (action, actor_user_id, subject, client, details, prev_hash, hash)
+    SELECT :action, CAST(:actor AS UUID), :subject, :client, CAST(:details AS JSONB), p.prev,
+           encode(sha256(convert_to(p.prev || CAST(:body AS TEXT), 'UTF8')), 'hex')
+    FROM (SELECT COALESCE((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), :genesis)
+          AS prev) AS p
+    """
+)
 
 
 async def record_audit(
@@ -67,25 +91,20 @@ async def record_audit(
 ) -> None:
     """Append one event to the hash-chained audit log inside the caller's transaction."""
     details = details or {}
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
-    prev = (
-        await session.execute(
-            select(col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
-        )
-    ).scalar_one_or_none() or GENESIS_HASH
     actor = str(actor_user_id) if actor_user_id else None
-    session.add(
-        AuditEvent(
-            action=action,
-            actor_user_id=actor_user_id,
-            subject=subject,
-            client=client,
-            details=details,
-            prev_hash=prev,
-            hash=chain_hash(prev, action, actor, subject, client, details),
-        )
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+    await session.execute(
+        _APPEND,
+        {
+            "action": action,
+            "actor": actor,
+            "subject": subject,
+            "client": client,
+            "details": json.dumps(details, default=str),
+            "body": _canonical_body(action, actor, subject, client, details),
+            "genesis": GENESIS_HASH,
+        },
     )
-    await session.flush()
 
 
 async def verify_audit_chain(session: AsyncSession) -> int:

@@ -38,15 +38,17 @@ class PaymentStatus(StrEnum):
     @property
     def is_terminal(self) -> bool:
         """True once nothing more will happen to the payment."""
-        return self in _TERMINAL
+        return self in TERMINAL_STATUSES
 
 
-_TERMINAL = {
-    PaymentStatus.COMPLETED,
-    PaymentStatus.REJECTED,
-    PaymentStatus.CANCELLED,
-    PaymentStatus.FAILED,
-}
+TERMINAL_STATUSES = frozenset(
+    {
+        PaymentStatus.COMPLETED,
+        PaymentStatus.REJECTED,
+        PaymentStatus.CANCELLED,
+        PaymentStatus.FAILED,
+    }
+)
 
 
 def _in(column: str, values: type[StrEnum]) -> str:

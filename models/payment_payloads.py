@@ -34,6 +34,14 @@ class PaymentState(BaseModel):
     execute_at: datetime | None = None
     rail_payment_id: str | None = None  # external payments, once the rail accepted them
     approval_expires_at: datetime | None = None  # external payments awaiting approval
+    completed_at: datetime | None = None  # as written to the payment row, once known
+
+
+class TransferPosted(BaseModel):
+    """post_transfer's result: the entry, and when the payment row was marked completed."""
+
+    entry_id: uuid.UUID
+    completed_at: datetime | None = None  # None: the row was already terminal (a replay)
 
 
 class PaymentStatusChange(BaseModel):

@@ -100,6 +100,8 @@ async def test_transfer_to_another_customer_moves_money_once_and_records_both_si
 
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "completed"
+    stored = await api.get(f"/api/payments/{first.json()['id']}", headers=alice.auth)
+    assert stored.json() == first.json()  # the answer built from the outcome is the row
     assert retry.status_code == 200
     assert retry.json()["id"] == first.json()["id"]
     assert await _available(api, alice, source["id"]) == 10_000 - 2_550

@@ -9,6 +9,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.ledger import LedgerActivities
 from activities.linking import LinkingActivities
@@ -17,7 +18,7 @@ from activities.providers.rail import HttpPaymentRail, PaymentRail
 from activities.rail_payments import RailActivities
 from activities.registration import RegistrationActivities
 from core.crypto import crypto_for
-from core.db import SessionFactory
+from core.db import SessionFactory, read_sessions_for
 from core.email import EmailBackend
 from core.settings import Settings
 from workflows.account_closure import AccountClosureWorkflow
@@ -35,6 +36,11 @@ WORKFLOWS: Sequence[type] = (
     LinkAccountWorkflow,
     ExternalPaymentWorkflow,
 )
+# Workflow modules are imported once, not again for every run: ours keep no module state, and
+# the sandbox still refuses non-deterministic calls (clocks, I/O, randomness) at run time.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+)
 # On SIGTERM running activities get this long to finish before they are cancelled (and retried).
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
@@ -47,8 +53,11 @@ class WorkerDeps:
     sessions: SessionFactory
     email: EmailBackend
     rail: PaymentRail | None = None  # None: HttpPaymentRail(settings.rail_url), built once
+    reads: SessionFactory | None = None  # None: autocommit sessions on the same engine
 
     def __post_init__(self) -> None:
+        if self.reads is None:
+            self.reads = read_sessions_for(self.sessions)
         if self.rail is None:
             self.rail = HttpPaymentRail(self.settings.rail_url)
 
@@ -76,6 +85,7 @@ def main_activities(deps: WorkerDeps) -> list[Any]:
     st = deps.settings
     payments = PaymentActivities(
         deps.sessions,
+        reads=deps.reads,
         max_single_payment_minor=st.max_single_payment_minor,
         max_payments_per_hour=st.max_payments_per_hour,
         review_threshold_minor=st.payment_review_threshold_minor,
@@ -118,6 +128,7 @@ def build_workers(
             task_queue=task_queue or settings.task_queue,
             workflows=list(WORKFLOWS),
             activities=main_activities(deps),
+            workflow_runner=WORKFLOW_RUNNER,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),
         Worker(

@@ -75,7 +75,7 @@ class TransferWorkflow:
         if risk.decision == "deny":
             return await self._finish(PaymentStatus.REJECTED, f"risk: {risk.reason}")
         try:
-            await self._db_step(
+            posted = await self._db_step(
                 PaymentActivities.post_transfer,
                 TransferRequest(
                     idempotency_key=transfer_key(inp.payment_id),
@@ -94,6 +94,7 @@ class TransferWorkflow:
                 )
             raise
         self._state.status = PaymentStatus.COMPLETED  # recorded by post_transfer itself
+        self._state.completed_at = posted.completed_at
         self._publish()
         return self._state
 

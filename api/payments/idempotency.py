@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 
@@ -73,27 +73,32 @@ async def claim(
     on_first: Callable[[Any, Payment], Awaitable[None]] | None = None,
 ) -> tuple[Payment, bool]:
     """Insert the payment for this key, or return the one already there; (payment, created)."""
-    payment_id = uuid.uuid4()
-    candidate = new_payment(payment_id)
+    candidate = new_payment(uuid.uuid4())
     async with transaction(sessions) as session:
         values = candidate.model_dump(exclude={"created_at", "updated_at"})
-        inserted = (
-            await session.execute(
-                insert(Payment)
-                .values(**values)
-                .on_conflict_do_nothing(constraint="ux_payments_user_idempotency_key")
-                .returning(col(Payment.id))
-            )
-        ).scalar_one_or_none()
-        existing = (
-            await session.execute(
-                select(Payment).where(
-                    col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
+        # One statement in the common case: the new row comes back, or nothing on a conflict.
+        row = (await session.execute(_CLAIM, values)).one_or_none()
+        if row is None:
+            existing = (
+                await session.execute(
+                    select(Payment).where(
+                        col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
+                    )
                 )
-            )
-        ).scalar_one()
-        if inserted is None and existing.request_hash != body_hash:
-            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
-        if inserted is not None and on_first is not None:
-            await on_first(session, existing)
-    return existing, inserted is not None
+            ).scalar_one()
+            if existing.request_hash != body_hash:
+                raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+            return existing, False
+        inserted = Payment(**row._mapping)
+        if on_first is not None:
+            await on_first(session, inserted)
+    return inserted, True
+
+
+# A Core statement built once: the ORM insert re-derives a cache key from every call's values.
+_PAYMENTS: Table = Payment.__table__  # type: ignore[attr-defined]
+_CLAIM = (
+    insert(_PAYMENTS)
+    .on_conflict_do_nothing(constraint="ux_payments_user_idempotency_key")
+    .returning(*_PAYMENTS.columns)
+)

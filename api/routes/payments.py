@@ -85,17 +85,21 @@ def minor_amount(amount: str, currency: str) -> int:
 
 async def owned_payment(services: Services, user_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
     """The caller's payment, or 404."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         payment = await session.get(Payment, payment_id)
     if payment is None or payment.user_id != user_id:
         raise errors.NotFound("unknown payment")
     return payment
 
 
-async def _destination(services: Services, user_id: uuid.UUID, body: TransferBody) -> LedgerAccount:
-    async with services.sessions() as session:
+async def _accounts(
+    services: Services, user_id: uuid.UUID, body: TransferBody
+) -> tuple[LedgerAccount, LedgerAccount]:
+    """The caller's source account and the destination (own by id, anyone's by number)."""
+    async with services.reads() as session:
+        source = await owned_account(session, user_id, body.from_account_id)
         if body.to_account_id is not None:
-            return await owned_account(session, user_id, body.to_account_id)
+            return source, await owned_account(session, user_id, body.to_account_id)
         found = (
             await session.execute(
                 select(LedgerAccount).where(
@@ -106,7 +110,7 @@ async def _destination(services: Services, user_id: uuid.UUID, body: TransferBod
         ).scalar_one_or_none()
     if found is None:
         raise errors.NotFound("no account with that number")
-    return found
+    return source, found
 
 
 def _check_transfer(
@@ -159,16 +163,14 @@ async def create_transfer(
     amount = minor_amount(body.amount, body.currency)
     body_hash = request_hash(body.model_dump(mode="json") | {"amount": amount})
     # A retry is answered from its payment, even if the balance has changed since.
-    previous = await existing_payment(services.sessions, user.id, key)
+    previous = await existing_payment(services.reads, user.id, key)
     if previous is not None:
         payment = replayed(previous, body_hash)
         if not PaymentStatus(payment.status).is_terminal:
             await _start_transfer(services, payment)  # also heals a start that was lost
         response.status_code = status.HTTP_200_OK
         return payment_view(await owned_payment(services, user.id, payment.id))
-    async with services.sessions() as session:
-        source = await owned_account(session, user.id, body.from_account_id)
-    dest = await _destination(services, user.id, body)
+    source, dest = await _accounts(services, user.id, body)
     _check_transfer(source, dest, body, amount)
 
     def new_payment(payment_id: uuid.UUID) -> Payment:
@@ -205,11 +207,12 @@ async def create_transfer(
         body_hash=body_hash,
         on_first=audit,
     )
+    outcome: PaymentState | None = None
     if created or not PaymentStatus(payment.status).is_terminal:
         handle = await _start_transfer(services, payment)
         if payment.execute_at is None:  # most finish within moments: answer with the outcome
-            await _wait_briefly(services, handle)
-    final = await owned_payment(services, user.id, payment.id)
+            outcome = await _wait_briefly(services, handle)
+    final = _completed(payment, outcome) or await owned_payment(services, user.id, payment.id)
     if not created:
         response.status_code = status.HTTP_200_OK  # a retry: the same payment as before
     elif PaymentStatus(final.status).is_terminal:
@@ -254,10 +257,27 @@ def payment_search_attributes(payment: Payment) -> TypedSearchAttributes:
     )
 
 
-async def _wait_briefly(services: Services, handle: WorkflowHandle[Any, Any]) -> None:
-    """Wait up to the configured time for a workflow to finish; its outcome is in the DB."""
+async def _wait_briefly(
+    services: Services, handle: WorkflowHandle[Any, Any]
+) -> PaymentState | None:
+    """Wait up to the configured time for a workflow to finish; its outcome is in the DB, and
+    also returned when it came in time."""
     with contextlib.suppress(TimeoutError, WorkflowFailureError):
-        await asyncio.wait_for(handle.result(), services.settings.payment_sync_wait_seconds)
+        result = await asyncio.wait_for(
+            handle.result(), services.settings.payment_sync_wait_seconds
+        )
+        return result if isinstance(result, PaymentState) else None  # untyped handle: a dict
+    return None
+
+
+def _completed(payment: Payment, outcome: PaymentState | None) -> Payment | None:
+    """The payment as its workflow completed it (the row holds the same values), sparing a
+    read; None when the outcome is anything else or its time is unknown."""
+    if outcome is None or outcome.status != PaymentStatus.COMPLETED or not outcome.completed_at:
+        return None
+    payment.status = PaymentStatus.COMPLETED
+    payment.updated_at = payment.completed_at = outcome.completed_at
+    return payment
 
 
 @router.get("")
