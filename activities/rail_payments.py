@@ -40,7 +40,11 @@ HEARTBEAT_EVERY_SECONDS = 2.0
 def snapshot(payment: RailPayment) -> RailPaymentSnapshot:
     """The workflow's view of a rail payment."""
     return RailPaymentSnapshot(
-        rail_payment_id=payment.rail_payment_id, status=payment.status, reason=payment.reason
+        rail_payment_id=payment.rail_payment_id,
+        status=payment.status,
+        reason=payment.reason,
+        amount=payment.amount,
+        currency=payment.currency,
     )
 
 

@@ -110,6 +110,18 @@ class RailPaymentSnapshot(BaseModel):
     rail_payment_id: str
     status: RailStatus
     reason: str | None = None
+    amount: int | None = None  # None: the rail did not say (or a history from before)
+    currency: str | None = None
+
+    def disagreement(self, rail_payment_id: str | None, amount: int, currency: str) -> str | None:
+        """Why this report is not about our payment (other rail id, amount or currency)."""
+        if rail_payment_id is not None and self.rail_payment_id != rail_payment_id:
+            return f"rail payment {self.rail_payment_id}, ours is {rail_payment_id}"
+        if self.amount is not None and self.amount != amount:
+            return f"amount {self.amount}, ours is {amount}"
+        if self.currency is not None and self.currency != currency:
+            return f"currency {self.currency}, ours is {currency}"
+        return None
 
     @property
     def is_final(self) -> bool:

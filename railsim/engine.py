@@ -307,6 +307,8 @@ class RailSimulator:
                 reference=payment.request.reference,
                 status=status,
                 reason=reason,
+                amount=payment.request.amount,
+                currency=payment.request.currency,
                 occurred_at=now,
             )
             self._emit(event.event_id, event.type, event.model_dump_json().encode())

@@ -137,6 +137,8 @@ class PaymentEvent(BaseModel):
     reference: str
     status: PaymentStatus
     reason: str | None
+    amount: int
+    currency: str
     occurred_at: datetime
 
 

@@ -22,7 +22,7 @@ from sqlmodel import col
 from temporalio.client import Client
 
 from activities.ledger_verify import verify_ledger
-from activities.providers.rail import HttpPaymentRail, PaymentRail
+from activities.providers.rail import HttpPaymentRail, PaymentRail, RailPayment, SubmitPayment
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.embedded import free_port
@@ -344,4 +344,52 @@ async def test_cancel_is_refused_while_the_rail_is_unreachable_then_the_payment_
     assert [(h.status, h.captured_amount) for h in holds] == [(HoldStatus.CAPTURED, 1_200)]
     assert await _captures(sessions) == 1
     assert await balance(api, alice) == (FUNDS - 1_200, 0, FUNDS - 1_200)
+    await _ledger_ok(sessions)
+
+
+class _LaxRail:
+    """A provider that answers a submit with another payment filed under the same reference
+    (a rail that does not enforce reference uniqueness): the amount differs from ours."""
+
+    def __init__(self, real: HttpPaymentRail) -> None:
+        self._real = real
+
+    async def submit(self, payment: SubmitPayment) -> RailPayment:
+        answer = await self._real.submit(payment)
+        return answer.model_copy(update={"amount": payment.amount + 1})
+
+    async def status(self, reference: str) -> RailPayment:
+        return await self._real.status(reference)
+
+    async def cancel(self, rail_payment_id: str) -> RailPayment:
+        return await self._real.cancel(rail_payment_id)
+
+
+async def test_a_submit_answered_with_another_payment_releases_the_hold_and_fails(
+    api: httpx.AsyncClient,
+    alice: Payer,
+    rail: httpx.AsyncClient,
+    workers: RunningWorkers,
+    settings: Settings,
+    temporal_client: Client,
+    sessions: SessionFactory,
+    outbox: MemoryEmailBackend,
+) -> None:
+    await set_rail(rail, settle_delay_seconds=300)
+    await asyncio.gather(*(w.shutdown() for w in workers.workers))
+    payment_id = (await pay(api, alice, "lax-rail", amount="15.00")).json()["id"]
+    real = HttpPaymentRail(settings.rail_url)
+    try:
+        async with in_process_workers(
+            temporal_client, settings, sessions, outbox, rail=_LaxRail(real)
+        ):
+            final = await wait_status(api, alice, payment_id, *FINAL, max_wait=30)
+    finally:
+        await real.aclose()
+
+    assert final["status"] == "failed", final
+    assert final["failure_reason"].startswith("the rail holds another payment"), final
+    assert [h.status for h in await _holds(sessions)] == [HoldStatus.RELEASED]
+    assert await _captures(sessions) == 0
+    assert await balance(api, alice) == (FUNDS, 0, FUNDS)
     await _ledger_ok(sessions)

@@ -12,13 +12,16 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 from sqlmodel import col
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from activities.ledger_verify import verify_ledger
 from activities.providers.rail import RAIL_WEBHOOK_PATH
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from models.ledger import AccountKind, LedgerAccount, Transaction
-from models.payment import WebhookEvent
+from models.payment import Payment, WebhookEvent
+from models.payment_payloads import RailPaymentSnapshot
 from railsim.signature import SIGNATURE_HEADER, sign
 from tests.payment_support import (  # noqa: F401 - fixtures
     Payer,
@@ -31,6 +34,8 @@ from tests.payment_support import (  # noqa: F401 - fixtures
     pay,
     poll_interval,
     rail,
+    rail_payment,
+    set_rail,
     settings,
     submit_max_attempts,
     wait_status,
@@ -276,3 +281,70 @@ async def test_payment_event_for_an_unknown_reference_is_acknowledged_and_audite
         assert answer.json() == {"received": True, "duplicate": False}
     unmatched = await audit_actions(sessions, "webhook.unmatched")
     assert len(unmatched) == 2
+
+
+async def _signal_processed(client: Client, workflow_id: str) -> None:
+    """Wait until a workflow task has completed after the last signal reached the workflow."""
+
+    async def probe() -> bool | None:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        kinds = [event.event_type for event in history.events]
+        signalled = max(
+            i for i, k in enumerate(kinds) if k == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        )
+        done = any(k == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for k in kinds[signalled:])
+        return True if done else None
+
+    await eventually(probe)
+
+
+async def test_settled_reports_about_another_payment_never_touch_the_hold(
+    api: httpx.AsyncClient,
+    outbox: MemoryEmailBackend,
+    rail: httpx.AsyncClient,
+    sessions: SessionFactory,
+    temporal_client: Client,
+) -> None:
+    alice = await new_payer(api, outbox, sessions, funds=FUNDS)
+    await set_rail(rail, settle_delay_seconds=300)
+    payment_id = (await pay(api, alice, "foreign", amount="20.00")).json()["id"]
+    await wait_status(api, alice, payment_id, "submitted")
+    ours = await rail_payment(rail, payment_id)
+    assert ours is not None
+    foreign = [  # correctly signed, our reference, but not what we submitted
+        {"rail_payment_id": ours["rail_payment_id"], "amount": 1, "currency": "EUR"},
+        {"rail_payment_id": "rp_someone_else", "amount": 2_000, "currency": "EUR"},
+        {"rail_payment_id": ours["rail_payment_id"], "amount": 2_000, "currency": "USD"},
+    ]
+
+    for n, fields in enumerate(foreign):
+        body = {
+            "event_id": f"evt_foreign_{n}_{uuid.uuid4().hex}",
+            "type": "payment.settled",
+            "reference": payment_id,
+            "status": "settled",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            **fields,
+        }
+        answer = await _post_signed(api, json.dumps(body).encode())
+        assert answer.json() == {"received": True, "duplicate": False}
+    async with sessions() as session:
+        workflow_id = (await session.get(Payment, uuid.UUID(payment_id))).workflow_id  # type: ignore[union-attr]
+    # The workflow applies the same check to a signal that does not come through the API.
+    await temporal_client.get_workflow_handle(workflow_id).signal(
+        "rail_event",
+        RailPaymentSnapshot(
+            rail_payment_id="rp_someone_else", status="settled", amount=2_000, currency="EUR"
+        ),
+    )
+    await _signal_processed(temporal_client, workflow_id)
+
+    assert (await wait_status(api, alice, payment_id, "submitted"))["source"] == "workflow"
+    assert await balance(api, alice) == (FUNDS, 2_000, FUNDS - 2_000)
+    assert len(await audit_actions(sessions, "webhook.foreign_outcome")) == 3
+    settled = await rail.post(f"/v1/payments/{ours['rail_payment_id']}/settle")
+    assert settled.status_code == 200, settled.text
+    await wait_status(api, alice, payment_id, "completed")
+    assert await balance(api, alice) == (FUNDS - 2_000, 0, FUNDS - 2_000)
+    report = await verify_ledger(sessions)
+    assert report.ok, report

@@ -151,7 +151,7 @@ class ExternalPaymentWorkflow:
     @workflow.signal(name="rail_event")
     def rail_event(self, event: RailPaymentSnapshot) -> None:
         """The rail's final word on the payment (webhook relayed by the API); first one wins."""
-        if self._outcome is None and event.is_final:
+        if self._outcome is None and event.is_final and self._is_ours(event):
             self._outcome = event
 
     @workflow.signal(name="ops_retry")
@@ -272,6 +272,11 @@ class ExternalPaymentWorkflow:
                 return None
             if result != _INTERRUPTED:  # retries exhausted: `result` says why
                 await self._record(PaymentStatus.REQUIRES_ACTION, result)
+        if (why := result.disagreement(None, self._inp.amount, self._inp.currency)) is not None:
+            await self._release()  # our instruction never reached the rail: nothing was sent
+            return await self._finish(
+                PaymentStatus.FAILED, f"the rail holds another payment under our reference: {why}"
+            )
         self._state.rail_payment_id = result.rail_payment_id
         if result.is_final and self._outcome is None:
             self._outcome = result
@@ -345,7 +350,12 @@ class ExternalPaymentWorkflow:
             except TimeoutError:
                 lookup = await self._rail_lookup()
                 found = lookup.payment if lookup is not None else None
-                if found is not None and found.is_final and self._outcome is None:
+                if (
+                    found is not None
+                    and found.is_final
+                    and self._outcome is None
+                    and self._is_ours(found)
+                ):
                     self._outcome = found
                 interval = min(interval * 2, self._inp.poll_max_interval_seconds)
 
@@ -362,7 +372,7 @@ class ExternalPaymentWorkflow:
                 "the rail cannot be reached to make sure the payment was not sent; try again"
             )
             return False
-        if lookup.payment is None:
+        if lookup.payment is None or not self._is_ours(lookup.payment):
             await self._release()
             await self._finish(PaymentStatus.CANCELLED, self._cancel_reason())
             return True
@@ -427,6 +437,14 @@ class ExternalPaymentWorkflow:
         return await self._finish(PaymentStatus.CANCELLED, reason)
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _is_ours(self, report: RailPaymentSnapshot) -> bool:
+        """A rail report counts only if it is about what we submitted (id, amount, currency):
+        anything else under our reference must never capture or release our hold."""
+        why = report.disagreement(self._state.rail_payment_id, self._inp.amount, self._inp.currency)
+        if why is not None:
+            workflow.logger.warning("rail report ignored, not this payment: %s", why)
+        return why is None
 
     def _rail_retry(self, attempts: int) -> RetryPolicy:
         return RetryPolicy(

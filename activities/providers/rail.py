@@ -52,6 +52,8 @@ class RailPayment(BaseModel):
     reference: str
     status: RailPaymentStatus
     reason: str | None = None
+    amount: int | None = None  # what the rail holds under the reference, when it says
+    currency: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     completed_at: datetime | None = None
@@ -73,6 +75,8 @@ class RailPaymentEvent(BaseModel):
     reference: str
     status: RailPaymentStatus
     reason: str | None = None
+    amount: int | None = None  # checked against our payment when present
+    currency: str | None = None
     occurred_at: datetime
 
 

@@ -142,10 +142,24 @@ async def _payment_outcome(
             details={"type": event.type, "reference": event.reference[:100]},
         )
         return
-    handle = services.temporal.get_workflow_handle(payment.workflow_id)
     snapshot = RailPaymentSnapshot(
-        rail_payment_id=event.rail_payment_id, status=event.status, reason=event.reason
+        rail_payment_id=event.rail_payment_id,
+        status=event.status,
+        reason=event.reason,
+        amount=event.amount,
+        currency=event.currency,
     )
+    why = snapshot.disagreement(payment.rail_payment_id, payment.amount, payment.currency)
+    if why is not None:  # the workflow would ignore it too; keep a trace for ops
+        await record_audit(
+            session,
+            "webhook.foreign_outcome",
+            subject=f"payment:{payment.id}",
+            client=client,
+            details={"type": event.type, "rail_payment_id": event.rail_payment_id, "why": why},
+        )
+        return
+    handle = services.temporal.get_workflow_handle(payment.workflow_id)
     try:
         await handle.signal("rail_event", snapshot)
     except RPCError as exc:
