@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     rail_submit_max_attempts: int = 5
     rail_retry_initial_interval_seconds: float = 1.0  # doubles per attempt, up to a minute
     rail_poll_interval_seconds: float = 30.0  # doubles per poll, up to 20x
+    payment_hold_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    # A payment waiting in requires_action is cancelled this long before its hold would expire.
+    payment_hold_margin_seconds: int = Field(default=24 * 3600, ge=0)
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -95,6 +95,7 @@ class ExternalPaymentInput(BaseModel):
     poll_interval_seconds: float = 30.0
     poll_max_interval_seconds: float = 600.0
     hold_ttl_seconds: int = 30 * 24 * 3600
+    hold_margin_seconds: int = 24 * 3600  # requires_action ends this long before hold expiry
     activity_timeout_seconds: float = 30.0  # DB activities; a dead worker's is retried after it
 
 

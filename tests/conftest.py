@@ -132,6 +132,18 @@ async def temporal_client(temporal_env: WorkflowEnvironment | None) -> Client:
     )
 
 
+@pytest.fixture
+def hold_ttl() -> int:
+    """Seconds a payment's hold lasts (parametrize to shorten)."""
+    return 30 * 24 * 3600
+
+
+@pytest.fixture
+def hold_margin() -> int:
+    """Seconds before hold expiry at which a payment stops waiting for a person."""
+    return 24 * 3600
+
+
 @pytest.fixture(scope="session")
 def base_settings(database_url: str, redis_url: str, temporal_client: Client) -> Settings:
     """Settings for the test services with short, test-friendly durations."""

@@ -88,6 +88,8 @@ def settings(
     poll_interval: float,
     approval_timeout: int,
     submit_max_attempts: int,
+    hold_ttl: int,
+    hold_margin: int,
 ) -> Settings:
     """Per-test settings pointing at this test's simulator, with tiny durations."""
     suffix = uuid.uuid4().hex[:8]
@@ -102,6 +104,8 @@ def settings(
             "rail_submit_max_attempts": submit_max_attempts,
             "rail_retry_initial_interval_seconds": 0.05,
             "rail_poll_interval_seconds": poll_interval,
+            "payment_hold_ttl_seconds": hold_ttl,
+            "payment_hold_margin_seconds": hold_margin,
         }
     )
 

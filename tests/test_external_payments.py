@@ -29,6 +29,7 @@ from models.payment import Payment
 from temporal import search_attributes
 from tests.conftest import RunningWorkers
 from tests.payment_support import (  # noqa: F401 - fixtures
+    FINAL,
     REJECTED_IBAN,
     Payer,
     api,
@@ -283,6 +284,34 @@ async def test_exhausted_retries_wait_for_ops_or_the_customer_to_retry(
     assert again.status_code == 409
     assert again.json()["type"].endswith("/not-retryable")
     assert await balance(api, alice) == (FUNDS - 6_000, 0, FUNDS - 6_000)
+    await _ledger_ok(sessions)
+
+
+@pytest.mark.parametrize(("hold_ttl", "hold_margin"), [(60, 57)])  # deadline 3 s after the hold
+async def test_payments_waiting_for_action_are_cancelled_before_their_hold_expires(
+    api: httpx.AsyncClient, alice: Payer, rail: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    ids = await _exhausted(api, alice, rail)
+
+    async def cancel_refused(payment_id: str) -> bool | None:
+        answer = await api.get(f"/api/payments/{payment_id}/status", headers=alice.auth)
+        reason = answer.json()["failure_reason"] or ""
+        return True if reason.startswith("cancel refused: the rail cannot be reached") else None
+
+    for payment_id in ids:  # the deadline came while the rail was down: nothing is released
+        await eventually(lambda pid=payment_id: cancel_refused(pid), max_wait=20)  # type: ignore[misc]
+        assert (await payment_row(api, alice, payment_id))["status"] == "requires_action"
+    assert await balance(api, alice) == (FUNDS, 6_000, FUNDS - 6_000)
+    await set_rail(rail, transient_failure_rate=0.0)  # the rail can confirm it has nothing
+
+    for payment_id in ids:
+        final = await wait_status(api, alice, payment_id, *FINAL, max_wait=20)
+        assert (final["status"], final["failure_reason"]) == (
+            "cancelled",
+            "cancelled by the bank: its hold was due to expire",
+        )
+        assert await rail_payment(rail, payment_id) is None
+    assert await balance(api, alice) == (FUNDS, 0, FUNDS)
     await _ledger_ok(sessions)
 
 

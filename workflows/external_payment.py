@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from temporalio import workflow
@@ -61,6 +61,7 @@ RAIL_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 RAIL_LOOKUP_ATTEMPTS = 3
 _FINISHED: Final = "finished"  # _submit(): the payment reached a terminal status
 _INTERRUPTED: Final = "interrupted"  # _submit(): a cancellation or the rail's outcome came first
+HOLD_DEADLINE_PATCH: Final = "requires-action-hold-deadline"
 
 
 def _non_retryable(exc: ActivityError) -> ApplicationError | None:
@@ -88,6 +89,7 @@ class ExternalPaymentWorkflow:
         self._retry_requested = False
         self._outcome: RailPaymentSnapshot | None = None
         self._hold_id: uuid.UUID | None = None
+        self._hold_expires_at: datetime | None = None
         self._submit_started = False
 
     @workflow.run
@@ -245,7 +247,7 @@ class ExternalPaymentWorkflow:
                 raise
             await self._finish(PaymentStatus.FAILED, f"{cause.type}: {cause.message}")
             return False
-        self._hold_id = hold.hold_id
+        self._hold_id, self._hold_expires_at = hold.hold_id, hold.expires_at
         return True
 
     async def _send(self) -> None:
@@ -256,11 +258,7 @@ class ExternalPaymentWorkflow:
             if self._cancel_requested and await self._cancel_unsubmitted():
                 return None
             if self._state.status == PaymentStatus.REQUIRES_ACTION:
-                await workflow.wait_condition(
-                    lambda: (
-                        self._retry_requested or self._cancel_requested or self._outcome is not None
-                    )
-                )
+                await self._wait_for_a_person()
                 if self._outcome is not None or self._cancel_requested:
                     continue
                 self._retry_requested = False
@@ -436,7 +434,28 @@ class ExternalPaymentWorkflow:
         reason = self._cancel_reason() if self._cancel_requested else "cancelled at the rail"
         return await self._finish(PaymentStatus.CANCELLED, reason)
 
+    async def _wait_for_a_person(self) -> None:
+        """Wait in requires_action for retry, cancel or the rail's word; shortly before the hold
+        would expire, cancel (submitting on a lapsing hold could send money we cannot capture)."""
+        if not workflow.patched(HOLD_DEADLINE_PATCH) or self._hold_expires_at is None:
+            await workflow.wait_condition(self._someone_acted)
+            return
+        margin = timedelta(seconds=self._inp.hold_margin_seconds)
+        left = self._hold_expires_at - margin - workflow.now()
+        # Past the deadline (a cancel refused while the rail was unreachable): try again later.
+        wait = left if left > timedelta(0) else timedelta(seconds=self._inp.poll_interval_seconds)
+        try:
+            await workflow.wait_condition(self._someone_acted, timeout=wait)
+        except TimeoutError:
+            self._cancel_requested, self._cancelled_by = (
+                True,
+                "the bank: its hold was due to expire",
+            )
+
     # --- helpers ------------------------------------------------------------------------
+
+    def _someone_acted(self) -> bool:
+        return self._retry_requested or self._cancel_requested or self._outcome is not None
 
     def _is_ours(self, report: RailPaymentSnapshot) -> bool:
         """A rail report counts only if it is about what we submitted (id, amount, currency):

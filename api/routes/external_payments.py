@@ -175,6 +175,8 @@ async def _start(services: Services, payment: Payment) -> None:
         submit_max_attempts=st.rail_submit_max_attempts,
         submit_initial_interval_seconds=st.rail_retry_initial_interval_seconds,
         poll_interval_seconds=st.rail_poll_interval_seconds,
+        hold_ttl_seconds=st.payment_hold_ttl_seconds,
+        hold_margin_seconds=st.payment_hold_margin_seconds,
         activity_timeout_seconds=st.db_activity_timeout_seconds,
         poll_max_interval_seconds=st.rail_poll_interval_seconds * POLL_BACKOFF_CAP,
     )
