@@ -54,7 +54,7 @@ Op = Callable[[int], Awaitable[None]]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `python -m bench transfers`."""
     parser.add_argument("--count", type=int, default=200, help="operations per round and path")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per path")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per path")
     parser.add_argument("--in-flight", type=int, default=32, help="concurrent operations")
     parser.add_argument(
         "--database-url",

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core import errors
@@ -41,18 +42,15 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def existing_payment(
-    sessions: SessionFactory, user_id: uuid.UUID, key: str
-) -> Payment | None:
+async def existing_payment(session: AsyncSession, user_id: uuid.UUID, key: str) -> Payment | None:
     """The caller's payment already made with this Idempotency-Key, if any."""
-    async with sessions() as session:
-        found: Payment | None = (
-            await session.execute(
-                select(Payment).where(
-                    col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
-                )
+    found: Payment | None = (
+        await session.execute(
+            select(Payment).where(
+                col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
             )
-        ).scalar_one_or_none()
+        )
+    ).scalar_one_or_none()
     return found
 
 

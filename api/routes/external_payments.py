@@ -94,7 +94,8 @@ async def create_external_payment(
         }
     )
     # A retry is answered from the row even if the balance or the beneficiary changed since.
-    previous = await existing_payment(services.reads, user.id, key)
+    async with services.reads() as session:
+        previous = await existing_payment(session, user.id, key)
     if previous is not None:
         replayed(previous, body_hash)
         return await _answer(services, user.id, previous, created=False, response=response)

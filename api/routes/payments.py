@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -93,21 +94,20 @@ async def owned_payment(services: Services, user_id: uuid.UUID, payment_id: uuid
 
 
 async def _accounts(
-    services: Services, user_id: uuid.UUID, body: TransferBody
+    session: AsyncSession, user_id: uuid.UUID, body: TransferBody
 ) -> tuple[LedgerAccount, LedgerAccount]:
     """The caller's source account and the destination (own by id, anyone's by number)."""
-    async with services.reads() as session:
-        source = await owned_account(session, user_id, body.from_account_id)
-        if body.to_account_id is not None:
-            return source, await owned_account(session, user_id, body.to_account_id)
-        found = (
-            await session.execute(
-                select(LedgerAccount).where(
-                    col(LedgerAccount.number) == body.to_account_number,
-                    col(LedgerAccount.kind) == AccountKind.CUSTOMER,
-                )
+    source = await owned_account(session, user_id, body.from_account_id)
+    if body.to_account_id is not None:
+        return source, await owned_account(session, user_id, body.to_account_id)
+    found = (
+        await session.execute(
+            select(LedgerAccount).where(
+                col(LedgerAccount.number) == body.to_account_number,
+                col(LedgerAccount.kind) == AccountKind.CUSTOMER,
             )
-        ).scalar_one_or_none()
+        )
+    ).scalar_one_or_none()
     if found is None:
         raise errors.NotFound("no account with that number")
     return source, found
@@ -163,14 +163,16 @@ async def create_transfer(
     amount = minor_amount(body.amount, body.currency)
     body_hash = request_hash(body.model_dump(mode="json") | {"amount": amount})
     # A retry is answered from its payment, even if the balance has changed since.
-    previous = await existing_payment(services.reads, user.id, key)
+    async with services.reads() as session:
+        previous = await existing_payment(session, user.id, key)
+        if previous is None:
+            source, dest = await _accounts(session, user.id, body)
     if previous is not None:
         payment = replayed(previous, body_hash)
         if not PaymentStatus(payment.status).is_terminal:
             await _start_transfer(services, payment)  # also heals a start that was lost
         response.status_code = status.HTTP_200_OK
         return payment_view(await owned_payment(services, user.id, payment.id))
-    source, dest = await _accounts(services, user.id, body)
     _check_transfer(source, dest, body, amount)
 
     def new_payment(payment_id: uuid.UUID) -> Payment:
