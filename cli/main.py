@@ -9,14 +9,19 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import uvloop
+
 from core.logging import configure_logging, get_logger
 from core.settings import Settings, get_settings
 
 log = get_logger("vortex")
 
 
-def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run `main(stop)`; SIGINT/SIGTERM (Ctrl-C) set `stop` so it can shut down in order."""
+def _run_until_signal(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, fast_loop: bool = False
+) -> None:
+    """Run `main(stop)`; SIGINT/SIGTERM (Ctrl-C) set `stop` so it can shut down in order.
+    `fast_loop` runs it on uvloop (the API: its event-loop overhead is per request)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -26,7 +31,8 @@ def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
         await main(stop)
         log.info("stopped cleanly")
 
-    asyncio.run(runner())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if fast_loop else None) as loop_runner:
+        loop_runner.run(runner())
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
@@ -40,7 +46,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
     """Serve the API against configured services."""
     from cli.runtime import run_api
 
-    _run_until_signal(lambda stop: run_api(settings, stop))
+    _run_until_signal(lambda stop: run_api(settings, stop), fast_loop=True)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
