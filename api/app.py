@@ -17,6 +17,7 @@ from api.routes import (
     linked_accounts,
     payment_methods,
     payments,
+    processor,
     transactions,
     webhooks,
 )
@@ -59,4 +60,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(transactions.router)
     app.include_router(linked_accounts.router)
     app.include_router(webhooks.router)
+    app.include_router(processor.router)
     return app

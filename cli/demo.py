@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
 import pyotp
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -27,7 +28,6 @@ from activities.ledger import (
     ensure_system_accounts,
     open_account,
     post_entry,
-    record_external_transaction,
     transfer,
 )
 from api.auth.totp import provisioning_uri
@@ -36,16 +36,18 @@ from core.db import SessionFactory, create_engine, create_session_factory, trans
 from core.settings import Settings
 from models.audit import record_audit
 from models.base import utcnow
+from models.currency import format_amount
 from models.ledger import AccountType, Direction, LedgerAccount, Transaction
 from models.ledger_payloads import (
     EnsureSystemAccountsRequest,
     EntryLeg,
-    ExternalTransactionRequest,
     OpenAccountRequest,
     PostEntryRequest,
     TransferRequest,
 )
+from models.transaction_schemas import ProcessorTransactionEvent
 from models.user import RecoveryCode, User, UserStatus
+from processorsim import ProcessorFeed, processor_event
 
 DEMO_EMAIL = "demo@vortexcore.dev"
 DEMO_PASSWORD = "vortex-demo-Passw0rd-2024"  # noqa: S105 - printed demo credential, dev only
@@ -69,6 +71,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount("eur-savings", "Savings EUR", "EUR", AccountType.SAVINGS),
     DemoAccount("usd-checking", "Travel USD", "USD", AccountType.CHECKING),
 )
+_CURRENCIES = {spec.key: spec.currency for spec in DEMO_ACCOUNTS}
 OPENING_BALANCES: dict[str, int] = {
     "eur-checking": 300_000,
     "eur-savings": 800_000,
@@ -344,7 +347,14 @@ async def _ensure_user(session: AsyncSession, crypto: Crypto) -> tuple[User, boo
     return user, created
 
 
-async def _seed(session: AsyncSession, crypto: Crypto) -> DemoCredentials:
+class DemoSeedError(RuntimeError):
+    """The processor feed refused a demo transaction (the platform is misconfigured)."""
+
+
+async def _seed_customer(
+    session: AsyncSession, crypto: Crypto
+) -> tuple[User, bool, dict[str, uuid.UUID]]:
+    """The demo user with re-armed recovery codes and its accounts (one transaction)."""
     user, created = await _ensure_user(session, crypto)
     # Printed codes must work: re-arm any the developer already used.
     statement = insert(RecoveryCode).values(
@@ -373,81 +383,117 @@ async def _seed(session: AsyncSession, crypto: Crypto) -> DemoCredentials:
             ),
         )
         accounts[spec.key] = opened.account_id
-    currencies = {spec.key: spec.currency for spec in DEMO_ACCOUNTS}
-    settlement = {
-        c: (await ensure_system_accounts(session, EnsureSystemAccountsRequest(currency=c)))
-        for c in sorted(set(currencies.values()))
-    }
-    for event in demo_schedule(user.created_at):
-        account_id, currency = accounts[event.account], currencies[event.account]
-        if event.kind in ("card", "cash"):
-            await record_external_transaction(
-                session,
-                ExternalTransactionRequest(
-                    account_id=account_id,
-                    external_id=f"demo-{event.key}",
-                    amount=event.amount,
-                    currency=currency,
-                    direction=event.direction,
-                    kind=event.kind,
-                    description=event.description,
-                    merchant=event.merchant,
-                    counterparty=event.counterparty,
-                    occurred_at=event.at,
-                    owner_user_id=user.id,
-                ),
-            )
-        elif event.kind == "savings":
-            assert event.to_account is not None
-            await transfer(
-                session,
-                TransferRequest(
-                    idempotency_key=f"demo:{user.id}:{event.key}",
-                    from_account_id=account_id,
-                    to_account_id=accounts[event.to_account],
-                    amount=event.amount,
-                    currency=currency,
-                    description=event.description,
-                    occurred_at=event.at,
-                    owner_user_id=user.id,
-                ),
-            )
-        else:  # money from or to the outside world: a plain entry against external settlement
-            signed = event.amount if event.direction == Direction.CREDIT else -event.amount
-            await post_entry(
-                session,
-                PostEntryRequest(
-                    idempotency_key=f"demo:{user.id}:{event.key}",
-                    kind=event.kind,
-                    description=event.description,
-                    occurred_at=event.at,
-                    legs=[
-                        EntryLeg(
-                            account_id=account_id,
-                            amount=signed,
-                            currency=currency,
-                            counterparty=event.counterparty,
-                        ),
-                        EntryLeg(
-                            account_id=settlement[currency].external_settlement,
-                            amount=-signed,
-                            currency=currency,
-                        ),
-                    ],
-                ),
-            )
-    if created:
-        await record_audit(session, "demo.seeded", actor_user_id=None, subject=f"user:{user.id}")
-    rows = (
-        await session.execute(
-            select(col(LedgerAccount.name), col(LedgerAccount.id), col(LedgerAccount.number))
-            .where(col(LedgerAccount.id).in_(accounts.values()))
-            .order_by(col(LedgerAccount.name))
+        await ensure_system_accounts(session, EnsureSystemAccountsRequest(currency=spec.currency))
+    return user, created, accounts
+
+
+async def _book_ops_event(
+    session: AsyncSession,
+    user: User,
+    event: DemoEvent,
+    accounts: dict[str, uuid.UUID],
+) -> None:
+    """Ops-side history: opening balances, salary and rent against external settlement, and
+    own transfers. Not reachable by a customer; card and cash go through the processor feed."""
+    account_id, currency = accounts[event.account], _CURRENCIES[event.account]
+    if event.kind == "savings":
+        assert event.to_account is not None
+        await transfer(
+            session,
+            TransferRequest(
+                idempotency_key=f"demo:{user.id}:{event.key}",
+                from_account_id=account_id,
+                to_account_id=accounts[event.to_account],
+                amount=event.amount,
+                currency=currency,
+                description=event.description,
+                occurred_at=event.at,
+                owner_user_id=user.id,
+            ),
         )
-    ).all()
-    count = await session.scalar(
-        select(func.count()).select_from(Transaction).where(col(Transaction.user_id) == user.id)
+        return
+    settlement = await ensure_system_accounts(
+        session, EnsureSystemAccountsRequest(currency=currency)
     )
+    signed = event.amount if event.direction == Direction.CREDIT else -event.amount
+    await post_entry(
+        session,
+        PostEntryRequest(
+            idempotency_key=f"demo:{user.id}:{event.key}",
+            kind=event.kind,
+            description=event.description,
+            occurred_at=event.at,
+            legs=[
+                EntryLeg(
+                    account_id=account_id,
+                    amount=signed,
+                    currency=currency,
+                    counterparty=event.counterparty,
+                ),
+                EntryLeg(
+                    account_id=settlement.external_settlement, amount=-signed, currency=currency
+                ),
+            ],
+        ),
+    )
+
+
+def _card_event(event: DemoEvent, number: str) -> ProcessorTransactionEvent:
+    """The processor's report of a demo card or cash transaction (stable ids: reseeding
+    redelivers the same events, which the feed answers as duplicates)."""
+    currency = _CURRENCIES[event.account]
+    return processor_event(
+        number,
+        format_amount(event.amount, currency),
+        currency,
+        direction=event.direction,
+        external_id=f"demo-{event.key}",
+        event_id=f"demo-{event.key}",
+        kind=event.kind,
+        occurred_at=event.at,
+        description=event.description,
+        merchant=event.merchant,
+        counterparty=event.counterparty,
+    )
+
+
+async def _seed(sessions: SessionFactory, crypto: Crypto, feed: ProcessorFeed) -> DemoCredentials:
+    async with transaction(sessions) as session:
+        user, created, accounts = await _seed_customer(session, crypto)
+        numbers = {
+            key: number
+            for key, number in (
+                await session.execute(
+                    select(col(LedgerAccount.id), col(LedgerAccount.number)).where(
+                        col(LedgerAccount.id).in_(accounts.values())
+                    )
+                )
+            ).tuples()
+        }
+    # In time order: a card payment needs the salary that came before it.
+    for event in demo_schedule(user.created_at):
+        if event.kind in ("card", "cash"):
+            ack = await feed.send(_card_event(event, numbers[accounts[event.account]] or ""))
+            if not ack.duplicate and ack.outcome != "recorded":
+                raise DemoSeedError(f"the processor feed answered {ack} for {event.key}")
+        else:
+            async with transaction(sessions) as session:
+                await _book_ops_event(session, user, event, accounts)
+    async with transaction(sessions) as session:
+        if created:
+            await record_audit(
+                session, "demo.seeded", actor_user_id=None, subject=f"user:{user.id}"
+            )
+        rows = (
+            await session.execute(
+                select(col(LedgerAccount.name), col(LedgerAccount.id), col(LedgerAccount.number))
+                .where(col(LedgerAccount.id).in_(accounts.values()))
+                .order_by(col(LedgerAccount.name))
+            )
+        ).all()
+        count = await session.scalar(
+            select(func.count()).select_from(Transaction).where(col(Transaction.user_id) == user.id)
+        )
     return DemoCredentials(
         user_id=user.id,
         email=DEMO_EMAIL,
@@ -461,19 +507,22 @@ async def _seed(session: AsyncSession, crypto: Crypto) -> DemoCredentials:
 
 
 async def seed_demo(
-    settings: Settings, *, sessions: SessionFactory | None = None
+    settings: Settings, api: httpx.AsyncClient, *, sessions: SessionFactory | None = None
 ) -> DemoCredentials:
-    """Create (or confirm) the demo customer, accounts and history; returns the credentials."""
+    """Create (or confirm) the demo customer, accounts and history; returns the credentials.
+
+    `api` reaches the running API (with workers): card and cash history is delivered as signed
+    events to its processor feed, the only path on which such transactions move money.
+    """
     crypto = crypto_for(settings.secret_key.get_secret_value())
+    feed = ProcessorFeed(api, settings.processor_webhook_secret.get_secret_value())
     if sessions is not None:
-        async with transaction(sessions) as session:
-            return await _seed(session, crypto)
+        return await _seed(sessions, crypto, feed)
     engine = create_engine(settings.effective_database_url, pool_size=1)
     try:
-        async with transaction(create_session_factory(engine)) as session:
-            return await _seed(session, crypto)
+        return await _seed(create_session_factory(engine), crypto, feed)
     finally:
         await engine.dispose()
 
 
-__all__ = ["DEMO_EMAIL", "DemoCredentials", "demo_schedule", "seed_demo"]
+__all__ = ["DEMO_EMAIL", "DemoCredentials", "DemoSeedError", "demo_schedule", "seed_demo"]

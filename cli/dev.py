@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
+import httpx
+
 from cli.demo import seed_demo
 from cli.rail import run_rail
 from cli.runtime import run_api, run_workers
@@ -47,19 +49,41 @@ async def run_dev(settings: Settings, stop: asyncio.Event, *, demo: bool = False
             overrides["temporal_address"] = settings.effective_temporal_address
         settings = settings.model_copy(update=overrides)
         await upgrade_to_head_async(settings.effective_database_url)
-        demo_banner = (await seed_demo(settings)).describe() if demo else None
         client = await connect_temporal(
             settings.effective_temporal_address, settings.temporal_namespace
         )
         _print_urls(settings, temporal_ui=temporal_ui)
-        if demo_banner:
-            print(demo_banner, flush=True)
+        seeding = asyncio.create_task(_seed_when_up(settings, stop)) if demo else None
         await asyncio.gather(
             run_workers(settings, stop, client),
             run_api(settings, stop, client),
             run_rail(settings, stop),
         )
+        if seeding is not None:
+            seeding.cancel()
         log.info("stopping embedded services")
+
+
+async def _seed_when_up(settings: Settings, stop: asyncio.Event) -> None:
+    """Seed the demo customer once the API answers: its card history goes through the API's
+    signed processor feed. A failure is logged; the platform keeps running."""
+    base_url = f"http://{settings.api_host}:{settings.api_port}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        while not stop.is_set():
+            try:
+                if (await http.get("/health")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+        else:
+            return
+        try:
+            credentials = await seed_demo(settings, http)
+        except Exception:
+            log.exception("demo seeding failed")
+            return
+    print(credentials.describe(), flush=True)
 
 
 def _print_urls(settings: Settings, *, temporal_ui: bool) -> None:

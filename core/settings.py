@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
 DEV_RAIL_SECRET = "dev-rail-webhook-secret-change-me"  # noqa: S105 - refused outside dev
+DEV_PROCESSOR_SECRET = "dev-processor-feed-secret-change-me"  # noqa: S105 - refused outside dev
 
 
 class Settings(BaseSettings):
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     rail_transient_failure_rate: float = 0.0
     rail_reject_rate: float = 0.0
     api_public_url: str = "http://127.0.0.1:8000"  # the rail calls back <this>/api/webhooks/rail
+    # Card processor / ATM network feed (`POST /api/processor/events`), signed with this secret.
+    processor_webhook_secret: SecretStr = SecretStr(DEV_PROCESSOR_SECRET)
+    processor_wait_seconds: float = Field(default=10.0, gt=0, le=60)
 
     # External payments: TOTP approval deadline, rail submit retries, status polling.
     payment_approval_timeout_seconds: int = 900
@@ -111,6 +115,12 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 "VORTEX_RAIL_WEBHOOK_SECRET must be set to a real secret in production"
+            )
+        if self.environment == "production" and (
+            self.processor_webhook_secret.get_secret_value() == DEV_PROCESSOR_SECRET
+        ):
+            raise ValueError(
+                "VORTEX_PROCESSOR_WEBHOOK_SECRET must be set to a real secret in production"
             )
         if len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("VORTEX_SECRET_KEY must be at least 32 characters")

@@ -81,13 +81,15 @@ class HoldStatus(StrEnum):
 
 
 class TransactionStatus(StrEnum):
-    """What the customer sees; `pending` rows are holds not yet captured."""
+    """What the customer sees; `pending` rows are holds not yet captured; `memo` rows are the
+    customer's own notes (a cash expense for the budget) and never moved money."""
 
     PENDING = "pending"
     POSTED = "posted"
     RELEASED = "released"
     EXPIRED = "expired"
     FAILED = "failed"
+    MEMO = "memo"
 
 
 class Direction(StrEnum):
@@ -266,6 +268,11 @@ class Transaction(SQLModel, table=True):
         CheckConstraint(_in("direction", Direction), name="ck_transactions_direction"),
         CheckConstraint(_CURRENCY_FORMAT, name="ck_transactions_currency"),
         CheckConstraint("amount > 0", name="ck_transactions_amount_positive"),
+        # A memo is a note, never a movement: it may not point at a journal entry or a hold.
+        CheckConstraint(
+            "status <> 'memo' OR (journal_entry_id IS NULL AND hold_id IS NULL)",
+            name="ck_transactions_memo_moves_no_money",
+        ),
         # Partial indexes: most rows have neither, so the hot path pays nothing for them.
         Index(
             "ux_transactions_account_external_id",

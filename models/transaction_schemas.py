@@ -76,21 +76,14 @@ class TransactionPage(BaseModel):
     next_cursor: str | None = None
 
 
-class TransactionCreate(StrictModel):
-    """A card or cash transaction from an external source (card processor, ATM network).
+class _EntryFields(StrictModel):
+    """What a transaction says about money: amount, direction, who and what, when."""
 
-    `external_id` is the source's id and the idempotency key: the same id with the same body
-    returns the first transaction; with another body it is refused.
-    """
-
-    account_id: uuid.UUID
-    external_id: ExternalId
     amount: str = Field(
         max_length=40, description='decimal string in major units, e.g. "12.34"; never a float'
     )
     currency: CurrencyCode
     direction: Direction
-    kind: Literal["card", "cash"] = "card"
     description: Description = ""
     merchant: OptionalText | None = None
     counterparty: OptionalText | None = None
@@ -116,6 +109,51 @@ class TransactionCreate(StrictModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("occurred_at needs a timezone, e.g. 2024-05-01T12:00:00Z")
         return value
+
+
+class ManualEntryCreate(_EntryFields):
+    """A customer's own note of money spent or received outside the bank (a cash expense for the
+    budget). It is listed with status `memo` and moves no money: no balance, hold or analytics
+    total changes. A retry with the same Idempotency-Key returns the first entry."""
+
+    account_id: uuid.UUID
+    direction: Direction = Direction.DEBIT
+
+
+class ProcessorTransactionEvent(_EntryFields):
+    """A card or cash transaction reported by the card processor / ATM network feed.
+
+    `event_id` identifies the delivery (a redelivery is answered `duplicate`); `external_id` is
+    the processor's transaction id and the ledger's idempotency key on that account: the same id
+    with the same content is booked once, with other content it is declined.
+    """
+
+    event_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
+    ]
+    type: Literal["transaction.posted"] = "transaction.posted"
+    account_number: Annotated[str, StringConstraints(min_length=1, max_length=12)]
+    external_id: ExternalId
+    kind: Literal["card", "cash"] = "card"
+
+
+ProcessorOutcome = Literal["recorded", "declined", "unmatched", "pending"]
+
+
+class ProcessorAck(BaseModel):
+    """The answer to the processor: received, a replay or not, and what became of the event.
+
+    `declined` carries the ledger's reason (e.g. `insufficient-funds`); `unmatched` means no
+    open customer account has that number; `pending` means the booking is still running (ask
+    again by redelivering, which is answered `duplicate`, or look the transaction up later).
+    """
+
+    received: bool = True
+    duplicate: bool = False
+    outcome: ProcessorOutcome | None = None
+    transaction_id: uuid.UUID | None = None
+    reason: str | None = None
 
 
 class CategorizeRequest(StrictModel):

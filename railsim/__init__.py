@@ -1,7 +1,7 @@
 """A simulated external payment rail: accepts payments, settles or rejects them after a delay,
 fails transiently, supports cancellation, sends inbound payments, and calls back a signed webhook.
 
-`railsim.signature` (standard library only) is what our API imports to verify the webhooks;
+`core.signatures` (standard library only) is what our API imports to verify the webhooks;
 importing this package does not import FastAPI.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.signatures import SIGNATURE_HEADER, sign, verify
 from railsim.models import RailConfig
-from railsim.signature import SIGNATURE_HEADER, sign, verify
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from core.logging import get_logger
+from core.signatures import SIGNATURE_HEADER, sign
 from railsim.models import (
     FINAL_STATUSES,
     REJECT_NAME_MARKER,
@@ -34,7 +35,6 @@ from railsim.models import (
     PaymentView,
     RailConfig,
 )
-from railsim.signature import SIGNATURE_HEADER, sign
 
 log = get_logger("railsim")
 

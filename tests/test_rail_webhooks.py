@@ -19,10 +19,10 @@ from activities.ledger_verify import verify_ledger
 from activities.providers.rail import RAIL_WEBHOOK_PATH
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
+from core.signatures import SIGNATURE_HEADER, sign
 from models.ledger import AccountKind, LedgerAccount, Transaction
 from models.payment import Payment, WebhookEvent
 from models.payment_payloads import RailPaymentSnapshot
-from railsim.signature import SIGNATURE_HEADER, sign
 from tests.payment_support import (  # noqa: F401 - fixtures
     Payer,
     api,

@@ -12,9 +12,9 @@ import pytest
 
 from activities.providers.rail import RailInboundEvent, RailPaymentEvent, parse_rail_event
 from core.embedded import free_port
+from core.signatures import SIGNATURE_HEADER, sign, verify
 from railsim.engine import RailSimulator, UnavailableError
 from railsim.models import REJECT_IBANS, RailConfig
-from railsim.signature import SIGNATURE_HEADER, sign, verify
 from tests.rail_support import (
     RAIL_SECRET,
     ReceivedWebhook,

@@ -1,6 +1,8 @@
-"""Transactions API end to end: recording external transactions through the workflow (replay,
-conflicts, refusals), listing with every filter, keyset pages, full-text search, analytics,
-recategorizing, and the authorization boundary between two customers on every route."""
+"""Transactions API end to end: manual entries (memos that move no money: replay, conflicts,
+refusals, deletion), listing with every filter, keyset pages, full-text search, analytics,
+recategorizing, and the authorization boundary between two customers on every route.
+Card and cash transactions that move money are tested through the feed in
+test_processor_feed.py."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from activities import ledger
 from api.auth.sessions import SessionService
@@ -21,8 +24,6 @@ from api.services import Services
 from core.db import SessionFactory
 from models.ledger import Direction
 from models.ledger_payloads import ExternalTransactionRequest, PlaceHoldRequest
-from temporal import search_attributes
-from temporal.ids import external_transaction_workflow_id
 from tests.flows import fund
 from tests.ledger_support import assert_ledger_ok, new_user, open_account, run, snapshot
 
@@ -78,7 +79,6 @@ async def _open(api: httpx.AsyncClient, who: Caller, currency: str, name: str) -
 def _body(account_id: str, **overrides: Any) -> dict[str, Any]:
     return {
         "account_id": account_id,
-        "external_id": "card-auth-0001",
         "amount": "12.34",
         "currency": "EUR",
         "direction": "debit",
@@ -118,6 +118,14 @@ async def _seed(
     return str(result.transaction_id)
 
 
+async def _account_of(sessions: SessionFactory, who: Caller) -> str:
+    async with sessions() as session:
+        found = await session.scalar(
+            text("SELECT id FROM ledger_accounts WHERE owner_user_id = :u"), {"u": who.user_id}
+        )
+    return str(found)
+
+
 async def _ids(api: httpx.AsyncClient, who: Caller, **params: Any) -> list[str]:
     response = await api.get("/api/transactions", headers=who.auth, params=params)
     assert response.status_code == 200, response.text
@@ -139,118 +147,97 @@ def _problem(response: httpx.Response, status: int, slug: str) -> None:
     assert response.json()["type"].endswith(f"/{slug}"), response.text
 
 
-# --- recording --------------------------------------------------------------------------------
+# --- manual entries (memos: they move no money) ------------------------------------------------
 
 
-async def test_record_then_replay_then_conflicting_replay(
-    api: httpx.AsyncClient,
-    alice: Caller,
-    sessions: SessionFactory,
-    temporal_client: Client,
+def _memo(key: str = "memo-0001") -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+async def test_a_manual_entry_is_a_memo_that_moves_no_money(
+    api: httpx.AsyncClient, alice: Caller, sessions: SessionFactory
 ) -> None:
     account = await _main_account(api, alice)
     await fund(sessions, account, 10_000, "EUR")
+    before = (await api.get(f"/api/accounts/{account}/balance", headers=alice.auth)).json()
+    totals_before = (await api.get("/api/transactions/analytics", headers=alice.auth)).json()
+    headers = alice.auth | _memo()
 
-    first = await api.post("/api/transactions", headers=alice.auth, json=_body(account))
-    again = await api.post("/api/transactions", headers=alice.auth, json=_body(account))
-    workflow_id = external_transaction_workflow_id(uuid.UUID(account), "card-auth-0001")
-    handle = temporal_client.get_workflow_handle(workflow_id)
-    replayed = (await handle.describe()).typed_search_attributes
-    replayed_state = await handle.query("status")
-    changed = await api.post(
-        "/api/transactions", headers=alice.auth, json=_body(account, amount="12.35")
+    first = await api.post("/api/transactions", headers=headers, json=_body(account))
+    again = await api.post("/api/transactions", headers=headers, json=_body(account))
+    changed = await api.post("/api/transactions", headers=headers, json=_body(account, amount="1"))
+    credit = await api.post(
+        "/api/transactions",
+        headers=alice.auth | _memo("memo-0002"),
+        json=_body(account, amount="5000.00", direction="credit", merchant=None),
     )
-    refused_state = await handle.query("status")
-    balance = (await api.get(f"/api/accounts/{account}/balance", headers=alice.auth)).json()
+    after = (await api.get(f"/api/accounts/{account}/balance", headers=alice.auth)).json()
+    totals_after = (await api.get("/api/transactions/analytics", headers=alice.auth)).json()
+    listed = await _ids(api, alice, status="memo")
 
     assert first.status_code == 201, first.text
     assert first.headers["location"] == f"/api/transactions/{first.json()['id']}"
     view = first.json()
+    assert view["status"] == "memo"
+    assert view["kind"] == "manual"
     assert view["amount"] == {"amount": "12.34", "amount_minor": 1234, "currency": "EUR"}
     assert view["direction"] == "debit"
-    assert view["status"] == "posted"
-    assert view["category"] == "groceries"  # rule-based: the merchant is a supermarket
-    assert view["merchant"] == view["counterparty"] == "Lidl Berlin"
-    assert view["external_id"] == "card-auth-0001"
+    assert view["category"] == "groceries"  # rule-based, as for real transactions
     assert again.status_code == 200, again.text
     assert again.json()["id"] == view["id"]
     _problem(changed, 422, "idempotency-key-reused")
-    assert balance["posted"]["amount_minor"] == 10_000 - 1234
-    # The replay ran as a second workflow run under the same id; the ledger gave it the first
-    # result. Search attributes and the status query tell ops what happened.
-    assert replayed.get(search_attributes.STATUS) == "external_txn_recorded"
-    assert replayed.get(search_attributes.AMOUNT) == 1234
-    assert replayed.get(search_attributes.CURRENCY) == "EUR"
-    assert replayed.get(search_attributes.USER_ID) is not None
-    assert replayed_state["status"] == "recorded"
-    assert replayed_state["transaction_id"] == view["id"]
-    assert refused_state["status"] == "rejected"
-    assert refused_state["reason"] == "IdempotencyKeyReused"
+    assert credit.status_code == 201, credit.text
+    assert credit.json()["status"] == "memo"
+    # A 5,000 "credit" note and a debit note: the money is exactly where it was.
+    assert after == before
+    assert totals_after == totals_before
+    assert sorted(listed) == sorted([view["id"], credit.json()["id"]])
+    async with sessions() as session:
+        linked = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM transactions WHERE status = 'memo' AND "
+                    "(journal_entry_id IS NOT NULL OR hold_id IS NOT NULL)"
+                )
+            )
+        ).scalar_one()
+    assert linked == 0
     await assert_ledger_ok(sessions)
 
 
-async def test_credits_need_no_funds_and_explicit_category_wins(
-    api: httpx.AsyncClient, alice: Caller
+async def test_a_memo_cannot_point_at_money_even_written_directly(
+    alice: Caller, sessions: SessionFactory
 ) -> None:
-    account = await _main_account(api, alice)
-
-    salary = await api.post(
-        "/api/transactions",
-        headers=alice.auth,
-        json=_body(
-            account,
-            external_id="payroll-2024-03",
-            amount="2500",
-            direction="credit",
-            merchant=None,
-            counterparty="ACME GmbH",
-            description="Salary March",
-        ),
-    )
-    cash = await api.post(
-        "/api/transactions",
-        headers=alice.auth,
-        json=_body(
-            account,
-            external_id="atm-1",
-            amount="40.00",
-            kind="cash",
-            merchant="ATM Alexanderplatz",
-            occurred_at="2024-03-11T08:30:00+01:00",
-        ),
-    )
-    coffee = await api.post(
-        "/api/transactions",
-        headers=alice.auth,
-        json=_body(account, external_id="c-1", amount="3.5", merchant="Lidl", category="dining"),
+    tid = await _seed(
+        sessions, await _account_of(sessions, alice), 1_000, direction=Direction.CREDIT
     )
 
-    assert salary.status_code == 201, salary.text
-    assert salary.json()["category"] == "salary"
-    assert salary.json()["counterparty"] == "ACME GmbH"
-    assert salary.json()["amount"]["amount"] == "2500.00"
-    assert cash.status_code == 201, cash.text
-    assert cash.json()["category"] == "cash"
-    assert cash.json()["kind"] == "cash"
-    assert cash.json()["occurred_at"].startswith("2024-03-11T07:30:00")
-    assert coffee.json()["category"] == "dining"
-    assert coffee.json()["amount"]["amount_minor"] == 350
+    with pytest.raises(IntegrityError, match="ck_transactions_memo_moves_no_money"):
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text("UPDATE transactions SET status = 'memo' WHERE id = :id"), {"id": tid}
+            )
 
 
-async def test_recording_refusals_change_nothing(
+async def test_manual_entry_refusals_change_nothing(
     api: httpx.AsyncClient, alice: Caller, bob: Caller, sessions: SessionFactory
 ) -> None:
     account = await _main_account(api, alice)
-    await fund(sessions, account, 1_000, "EUR")
     closed = await _open(api, alice, "EUR", "Old")
     assert (await api.delete(f"/api/accounts/{closed}", headers=alice.auth)).status_code == 200
     bobs = await _main_account(api, bob)
     before = await snapshot(sessions)
 
     def post(**overrides: Any) -> Any:
-        return api.post("/api/transactions", headers=alice.auth, json=_body(account) | overrides)
+        return api.post(
+            "/api/transactions", headers=alice.auth | _memo(), json=_body(account) | overrides
+        )
 
-    _problem(await post(amount="10.01"), 409, "insufficient-funds")
+    _problem(
+        await api.post("/api/transactions", headers=alice.auth, json=_body(account)),
+        400,
+        "idempotency-key-required",
+    )
     _problem(await post(account_id=closed), 409, "account-closed")
     _problem(await post(account_id=bobs), 404, "not-found")
     _problem(await post(account_id=str(uuid.uuid4())), 404, "not-found")
@@ -263,18 +250,40 @@ async def test_recording_refusals_change_nothing(
     _problem(await post(currency="USD"), 422, "currency-mismatch")
     _problem(await post(currency="JPY", amount="5.5"), 422, "invalid-amount")
     _problem(await post(category="gambling"), 422, "invalid-category")
-    _problem(await post(kind="wire"), 422, "validation-error")
+    _problem(await post(kind="cash"), 422, "validation-error")  # no such field on a memo
+    _problem(await post(external_id="x"), 422, "validation-error")
     _problem(await post(direction="sideways"), 422, "validation-error")
-    _problem(await post(external_id=" "), 422, "validation-error")
-    _problem(await post(external_id="x" * 101), 422, "validation-error")
     _problem(await post(occurred_at="2024-03-01T10:00:00"), 422, "validation-error")
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     _problem(await post(occurred_at=future), 422, "invalid-request")
     _problem(await post(balance="1000000"), 422, "validation-error")
-    unauthenticated = await api.post("/api/transactions", json=_body(account))
+    unauthenticated = await api.post("/api/transactions", headers=_memo(), json=_body(account))
 
     assert unauthenticated.status_code == 401
     assert await snapshot(sessions) == before
+    await assert_ledger_ok(sessions)
+
+
+async def test_only_manual_entries_can_be_deleted(
+    api: httpx.AsyncClient, alice: Caller, bob: Caller, sessions: SessionFactory
+) -> None:
+    account = await _main_account(api, alice)
+    memo = await api.post("/api/transactions", headers=alice.auth | _memo(), json=_body(account))
+    real = await _seed(sessions, account, 2_000, direction=Direction.CREDIT)
+    mid = memo.json()["id"]
+
+    by_bob = await api.delete(f"/api/transactions/{mid}", headers=bob.auth)
+    posted = await api.delete(f"/api/transactions/{real}", headers=alice.auth)
+    deleted = await api.delete(f"/api/transactions/{mid}", headers=alice.auth)
+    gone = await api.get(f"/api/transactions/{mid}", headers=alice.auth)
+    twice = await api.delete(f"/api/transactions/{mid}", headers=alice.auth)
+
+    _problem(by_bob, 404, "not-found")
+    _problem(posted, 409, "invalid-state")
+    assert deleted.status_code == 204
+    _problem(gone, 404, "not-found")
+    _problem(twice, 404, "not-found")
+    assert await _ids(api, alice) == [real]
     await assert_ledger_ok(sessions)
 
 
@@ -659,9 +668,7 @@ async def test_another_customers_transactions_are_invisible_and_untouchable(
 ) -> None:
     account = await _main_account(api, alice)
     await fund(sessions, account, 10_000, "EUR")
-    created = await api.post("/api/transactions", headers=alice.auth, json=_body(account))
-    assert created.status_code == 201
-    tid = created.json()["id"]
+    tid = await _seed(sessions, account, 1_234, merchant="Lidl Berlin")
     before = await snapshot(sessions)
 
     lists = await api.get("/api/transactions", headers=bob.auth)
@@ -675,12 +682,13 @@ async def test_another_customers_transactions_are_invisible_and_untouchable(
     totals_of = await api.get(
         "/api/transactions/analytics", headers=bob.auth, params={"account_id": account}
     )
-    record = await api.post("/api/transactions", headers=bob.auth, json=_body(account))
+    record = await api.post("/api/transactions", headers=bob.auth | _memo(), json=_body(account))
     record_new = await api.post(
         "/api/transactions",
-        headers=bob.auth,
-        json=_body(account, external_id="bob-1", direction="credit"),
+        headers=bob.auth | _memo("bob-1"),
+        json=_body(account, direction="credit"),
     )
+    delete = await api.delete(f"/api/transactions/{tid}", headers=bob.auth)
     recategorize = await api.post(
         f"/api/transactions/{tid}/categorize", headers=bob.auth, json={"category": "cash"}
     )
@@ -697,6 +705,7 @@ async def test_another_customers_transactions_are_invisible_and_untouchable(
     _problem(totals_of, 404, "not-found")
     _problem(record, 404, "not-found")
     _problem(record_new, 404, "not-found")
+    _problem(delete, 404, "not-found")
     _problem(recategorize, 404, "not-found")
     assert await snapshot(sessions) == before
     mine = (await api.get(f"/api/transactions/{tid}", headers=alice.auth)).json()

@@ -6,7 +6,7 @@ the caller should do: `RailTransientError` -> retry with backoff; `RailRejectedE
 `RailConflictError`, `RailNotFoundError` -> do not retry. A payment that the rail rejects *after*
 accepting it is not an error: `status()` returns it with `status == "rejected"` and a reason
 (and a `payment.rejected` webhook arrives). The webhook bodies are parsed by `parse_rail_event`
-after `railsim.signature.verify` has checked the `X-Rail-Signature` header.
+after `core.signatures.verify` has checked the `X-Rail-Signature` header.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Transactions: list (keyset pages, filters), read, full-text search, analytics, record an
-external card/cash transaction (a workflow) and recategorize.
+"""Transactions: list (keyset pages, filters), read, full-text search, analytics, recategorize,
+and the customer's manual entries (memos that move no money). Card and cash transactions that
+move money come only from the signed processor feed (`api.routes.processor`).
 
 Every query is scoped to the caller's `user_id`; another user's transaction or account is a 404.
 
@@ -14,7 +15,6 @@ Filter semantics (documented in the README):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -30,19 +30,14 @@ from sqlalchemy import ColumnElement, Float, cast, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from temporalio.client import WorkflowFailureError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 
 from activities.categorize import CATEGORIES
 from activities.ledger import LedgerError, recategorize_transaction
+from activities.memos import Memo, add_memo, delete_memo, same_request
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.ledger_errors import LedgerProblem, application_error, as_problem
-from api.routes.accounts import owned_account
+from api.ledger_errors import LedgerProblem, as_problem
+from api.payments.idempotency import IdempotencyKeyReused, key_digest
+from api.routes.accounts import IdempotencyKey, owned_account
 from core import errors
 from core.db import transaction
 from models.audit import record_audit
@@ -50,12 +45,13 @@ from models.base import utcnow
 from models.currency import AmountError, CurrencyError, normalize_currency_code, parse_amount
 from models.ledger import (
     SEARCH_CONFIG,
+    AccountStatus,
     Direction,
     Transaction,
     TransactionStatus,
     transaction_search_column,
 )
-from models.ledger_payloads import ExternalTransactionRequest, RecategorizeRequest
+from models.ledger_payloads import RecategorizeRequest
 from models.ledger_payloads import TransactionView as LedgerTransactionView
 from models.money_schemas import Money
 from models.transaction_schemas import (
@@ -65,21 +61,15 @@ from models.transaction_schemas import (
     CategorizeRequest,
     CategoryTotal,
     CurrencyTotal,
-    ExternalTransactionInput,
+    ManualEntryCreate,
     MonthTotal,
     TransactionAnalytics,
-    TransactionCreate,
     TransactionPage,
     TransactionView,
 )
-from temporal import search_attributes
-from temporal.ids import external_transaction_workflow_id
-from workflows.external_transaction import RecordExternalTransactionWorkflow
 
 router = APIRouter(prefix="/api/transactions", tags=["transactions"])
 
-# How long POST waits for the workflow; past it the caller retries with the same external_id.
-RECORD_WAIT_SECONDS = 30.0
 # External sources may run slightly ahead of our clock; anything later is a bad timestamp.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -159,6 +149,18 @@ def _amount(value: str, currency: str, name: str) -> int:
         return parse_amount(value, currency)
     except AmountError as exc:
         raise LedgerProblem(422, "invalid-amount", f"`{name}`: {exc}", parameter=name) from exc
+
+
+def parse_entry_money(
+    amount: str, currency_code: str, category: str | None
+) -> tuple[int, str, str | None]:
+    """An entry's amount in minor units, its currency and category (422 problems if invalid)."""
+    currency = _currency(currency_code)
+    return (
+        _amount(amount, currency, "amount"),
+        currency,
+        _category(category) if category is not None else None,
+    )
 
 
 def _category(value: str) -> str:
@@ -504,90 +506,83 @@ async def get_transaction(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "replay: this external_id was already recorded"}},
+    responses={200: {"description": "replay: this Idempotency-Key already added this entry"}},
 )
-async def record_transaction(
-    body: TransactionCreate, user: CurrentUser, services: ServicesDep, response: Response
+async def add_manual_entry(
+    body: ManualEntryCreate,
+    user: CurrentUser,
+    services: ServicesDep,
+    client: ClientDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> TransactionView:
-    """Record a card or cash transaction from an external source via
-    RecordExternalTransactionWorkflow; idempotent on (account, external_id)."""
-    currency = _currency(body.currency)
-    amount = _amount(body.amount, currency, "amount")
-    category = _category(body.category) if body.category is not None else None
-    if body.occurred_at is not None and body.occurred_at > utcnow() + MAX_CLOCK_SKEW:
-        raise LedgerProblem(422, "invalid-request", "occurred_at is in the future")
-    async with services.sessions() as session:
-        await owned_account(session, user.id, body.account_id)
-        replay = await session.scalar(
-            select(col(Transaction.id)).where(
-                col(Transaction.account_id) == body.account_id,
-                col(Transaction.external_id) == body.external_id,
-            )
-        )
-    request = ExternalTransactionRequest(
+    """Add a note of money spent or received outside the bank (status `memo`); it moves no
+    money: balances, holds and analytics totals stay as they are. Card and cash transactions
+    that moved money arrive only through the signed processor feed."""
+    digest = key_digest(idempotency_key)
+    amount, currency, category = parse_entry_money(body.amount, body.currency, body.category)
+    memo = Memo(
         account_id=body.account_id,
-        external_id=body.external_id,
+        user_id=user.id,
         amount=amount,
         currency=currency,
         direction=body.direction,
-        kind=body.kind,
         description=body.description,
         merchant=body.merchant,
         counterparty=body.counterparty,
         category=category,
         occurred_at=body.occurred_at,
-        owner_user_id=user.id,
     )
-    request_hash = hashlib.sha256(
-        request.model_dump_json(exclude={"owner_user_id"}).encode()
-    ).hexdigest()
-    workflow_id = external_transaction_workflow_id(body.account_id, body.external_id)
-    try:
-        # ALLOW_DUPLICATE: a later run under the same id just replays the ledger's first result
-        # (or posts, if the first attempt was refused); USE_EXISTING: concurrent duplicates
-        # share the running workflow.
-        handle = await services.temporal.start_workflow(
-            RecordExternalTransactionWorkflow.run,
-            ExternalTransactionInput(request=request, request_hash=request_hash),
-            id=workflow_id,
-            task_queue=services.settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.USER_ID, str(user.id)),
-                    SearchAttributePair(search_attributes.STATUS, "external_txn_recording"),
-                    SearchAttributePair(search_attributes.AMOUNT, amount),
-                    SearchAttributePair(search_attributes.CURRENCY, currency),
-                ]
-            ),
-            static_summary="Record an external card or cash transaction on a customer account",
-        )
-        recorded = await asyncio.wait_for(handle.result(), RECORD_WAIT_SECONDS)
-    except WorkflowFailureError as exc:
-        cause = application_error(exc)
-        if cause is None:
-            raise
-        raise as_problem(cause) from exc
-    except TimeoutError as exc:
-        raise errors.ServiceUnavailable(
-            "the transaction is still being recorded; retry with the same external_id",
-            retry_after=1,
-        ) from exc
-    if recorded.request_hash != request_hash:
-        # We attached to a concurrent request's workflow that carried a different body.
-        raise LedgerProblem(
-            422,
-            "idempotency-key-reused",
-            "this external_id was already used for a different transaction",
-        )
-    async with services.sessions() as session:
-        row = await _owned_transaction(session, user.id, recorded.result.transaction_id)
-    if replay is not None:
-        response.status_code = status.HTTP_200_OK
-    else:
+    if body.occurred_at is not None and body.occurred_at > utcnow() + MAX_CLOCK_SKEW:
+        raise LedgerProblem(422, "invalid-request", "occurred_at is in the future")
+    async with transaction(services.sessions) as session:
+        account = await owned_account(session, user.id, body.account_id)
+        if account.currency != currency:
+            raise LedgerProblem(
+                422,
+                "currency-mismatch",
+                f"the account holds {account.currency}, not {currency}",
+                account_currency=account.currency,
+                currency=currency,
+            )
+        if account.status != AccountStatus.OPEN:
+            raise LedgerProblem(409, "account-closed", "the account is closed")
+        row, created = await add_memo(session, memo, digest)
+        if not created and not same_request(row, memo):
+            raise IdempotencyKeyReused("this Idempotency-Key was used with a different entry")
+        if created:
+            await record_audit(
+                session,
+                "transaction.memo_added",
+                actor_user_id=user.id,
+                subject=f"transaction:{row.id}",
+                client=client,
+            )
+    if created:
         response.headers["Location"] = f"{router.prefix}/{row.id}"
+    else:
+        response.status_code = status.HTTP_200_OK
     return TransactionView.of(row)
+
+
+@router.delete("/{transaction_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_manual_entry(
+    transaction_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
+) -> Response:
+    """Delete one of the caller's manual entries; a transaction that moved money is 409."""
+    async with transaction(services.sessions) as session:
+        row = await _owned_transaction(session, user.id, transaction_id)
+        if row.status != TransactionStatus.MEMO:
+            raise errors.InvalidState("only manual entries (status memo) can be deleted")
+        await delete_memo(session, row)
+        await record_audit(
+            session,
+            "transaction.memo_deleted",
+            actor_user_id=user.id,
+            subject=f"transaction:{transaction_id}",
+            client=client,
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{transaction_id}/categorize")

@@ -1,6 +1,6 @@
 """The payment rail's signed webhook: outbound payment outcomes and inbound payments.
 
-Order of checks: HMAC signature and freshness (`railsim.signature.verify`; 401 + audit
+Order of checks: HMAC signature and freshness (`core.signatures.verify`; 401 + audit
 `webhook.rejected`), then the body (400 + audit), then dedupe by event id (a row in
 `webhook_events` inserted ON CONFLICT DO NOTHING; a replay answers `{"duplicate": true}` and
 does nothing else). The event row and its effect commit in one transaction, so an effect that
@@ -41,6 +41,7 @@ from api.deps import ClientDep, ServicesDep
 from api.services import Services
 from core.db import transaction
 from core.errors import AppError
+from core.signatures import SIGNATURE_HEADER, verify
 from models.audit import record_audit
 from models.currency import CurrencyError, get_currency
 from models.ledger import AccountKind, AccountStatus, JournalEntry, LedgerAccount
@@ -52,7 +53,6 @@ from models.ledger_payloads import (
 )
 from models.payment import Payment, PaymentKind, PaymentStatus, WebhookEvent
 from models.payment_payloads import RailPaymentSnapshot
-from railsim.signature import SIGNATURE_HEADER, verify
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 EVENT_ID_HEADER = "X-Rail-Event-Id"

@@ -1,8 +1,10 @@
-"""HMAC-SHA256 webhook signatures shared by the rail simulator (signs) and our API (verifies).
+"""HMAC-SHA256 webhook signatures: our feeds (the rail, the card processor) sign, our API verifies.
 
-Header format (Stripe-like): ``X-Rail-Signature: t=<unix seconds>,v1=<hex digest>`` where the
-digest is HMAC-SHA256 over ``b"<t>." + raw body`` keyed with the webhook secret. Several ``v1``
-entries may be present (secret rotation); any one matching is enough. Standard library only.
+Header format (Stripe-like): ``t=<unix seconds>,v1=<hex digest>`` where the digest is
+HMAC-SHA256 over ``b"<t>." + raw body`` keyed with the feed's secret; each feed sends it in its
+own header (`SIGNATURE_HEADER` for the rail, `PROCESSOR_SIGNATURE_HEADER` for the card
+processor). Several ``v1`` entries may be present (secret rotation); any one matching is
+enough. Standard library only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 
 SIGNATURE_HEADER = "X-Rail-Signature"
+PROCESSOR_SIGNATURE_HEADER = "X-Processor-Signature"
 DEFAULT_TOLERANCE_SECONDS = 300
 
 

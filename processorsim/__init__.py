@@ -1,0 +1,6 @@
+"""A simulated card processor / ATM network: signs transaction events and delivers them to our
+API's feed (`POST /api/processor/events`), redelivering on failure as a real processor would."""
+
+from processorsim.feed import ProcessorFeed, processor_event
+
+__all__ = ["ProcessorFeed", "processor_event"]
