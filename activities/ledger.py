@@ -41,9 +41,32 @@ from activities.categorize import CATEGORIES, categorize
 from core.db import SessionFactory, transaction
 from models.audit import record_audit
 from models.base import utcnow
-from models.currency import AmountError, CurrencyError, check_minor_amount
-from models.currency import get_currency as _get_currency
-from models.ledger import (
+from models.ledger.payloads import (
+    CaptureHoldInput,
+    CloseAccountInput,
+    ClosedAccount,
+    EnsureSystemAccountsInput,
+    EntryLeg,
+    EntryResult,
+    ExpireHoldsInput,
+    ExpireHoldsResult,
+    ExternalEntryInput,
+    ExternalTransactionResult,
+    FundAccountInput,
+    LedgerTransferInput,
+    OpenAccountInput,
+    OpenedAccount,
+    PlacedHold,
+    PlaceHoldInput,
+    PostEntryInput,
+    PostingResult,
+    RecategorizeInput,
+    ReleaseHoldInput,
+    ResolvedHold,
+    SystemAccounts,
+    TransactionRecord,
+)
+from models.ledger.tables import (
     SYSTEM_KINDS,
     TRANSACTION_EVENTS_TOPIC,
     AccountKind,
@@ -52,31 +75,8 @@ from models.ledger import (
     HoldStatus,
     TransactionStatus,
 )
-from models.ledger_payloads import (
-    CaptureHoldRequest,
-    CloseAccountRequest,
-    ClosedAccount,
-    EnsureSystemAccountsRequest,
-    EntryLeg,
-    EntryResult,
-    ExpireHoldsRequest,
-    ExpireHoldsResult,
-    ExternalTransactionRequest,
-    ExternalTransactionResult,
-    FundAccountRequest,
-    OpenAccountRequest,
-    OpenedAccount,
-    PlacedHold,
-    PlaceHoldRequest,
-    PostEntryRequest,
-    PostingResult,
-    RecategorizeRequest,
-    ReleaseHoldRequest,
-    ResolvedHold,
-    SystemAccounts,
-    TransactionView,
-    TransferRequest,
-)
+from models.money import AmountError, CurrencyError, check_minor_amount
+from models.money import get_currency as _get_currency
 
 # Error types (ApplicationError.type) the API maps to problem+json; all are non-retryable.
 INSUFFICIENT_FUNDS: Final = "InsufficientFunds"
@@ -813,14 +813,14 @@ async def _ensure_system_accounts(conn: AsyncConnection, currency: str) -> Syste
 
 
 async def ensure_system_accounts(
-    session: AsyncSession, req: EnsureSystemAccountsRequest
+    session: AsyncSession, req: EnsureSystemAccountsInput
 ) -> SystemAccounts:
     """Create the currency's external settlement, fees and suspense accounts if missing."""
     currency = _currency(req.currency)
     return await _ensure_system_accounts(await session.connection(), currency)
 
 
-async def open_account(session: AsyncSession, req: OpenAccountRequest) -> OpenedAccount:
+async def open_account(session: AsyncSession, req: OpenAccountInput) -> OpenedAccount:
     """Open a customer account with a fresh 12-digit account number (idempotent on the key)."""
     key = _key(req.idempotency_key)
     currency = _currency(req.currency)
@@ -904,7 +904,7 @@ async def open_account(session: AsyncSession, req: OpenAccountRequest) -> Opened
     raise RuntimeError("could not allocate a unique account number")  # pragma: no cover
 
 
-def _entry_legs(req: PostEntryRequest) -> list[_Leg]:
+def _entry_legs(req: PostEntryInput) -> list[_Leg]:
     if not 2 <= len(req.legs) <= MAX_LEGS:
         raise LedgerError(INVALID_REQUEST, f"an entry needs 2 to {MAX_LEGS} legs")
     if len({leg.account_id for leg in req.legs}) != len(req.legs):
@@ -940,7 +940,7 @@ def _kind(kind: str) -> str:
     return kind
 
 
-async def post_entry(session: AsyncSession, req: PostEntryRequest) -> EntryResult:
+async def post_entry(session: AsyncSession, req: PostEntryInput) -> EntryResult:
     """Post a balanced multi-leg journal entry (idempotent on the key)."""
     key = _key(req.idempotency_key)
     kind = _kind(req.kind)
@@ -960,7 +960,7 @@ async def post_entry(session: AsyncSession, req: PostEntryRequest) -> EntryResul
     return result
 
 
-async def transfer(session: AsyncSession, req: TransferRequest) -> EntryResult:
+async def transfer(session: AsyncSession, req: LedgerTransferInput) -> EntryResult:
     """Move money between two accounts of one currency: the common two-leg entry."""
     key = _key(req.idempotency_key)
     currency = _currency(req.currency)
@@ -987,7 +987,7 @@ async def transfer(session: AsyncSession, req: TransferRequest) -> EntryResult:
     return result
 
 
-async def fund_account(session: AsyncSession, req: FundAccountRequest) -> EntryResult:
+async def fund_account(session: AsyncSession, req: FundAccountInput) -> EntryResult:
     """Ops funding: credit a customer account from external settlement, audited."""
     key = _key(req.idempotency_key)
     currency = _currency(req.currency)
@@ -1027,7 +1027,7 @@ async def fund_account(session: AsyncSession, req: FundAccountRequest) -> EntryR
 
 
 async def record_external_transaction(
-    session: AsyncSession, req: ExternalTransactionRequest
+    session: AsyncSession, req: ExternalEntryInput
 ) -> ExternalTransactionResult:
     """Record a card or cash transaction on a customer account, idempotent on its external id."""
     external_id = _text(req.external_id, "external_id", 100, required=True)
@@ -1093,7 +1093,7 @@ def _resolved(row: Any) -> ResolvedHold:
     )
 
 
-async def place_hold(session: AsyncSession, req: PlaceHoldRequest) -> PlacedHold:
+async def place_hold(session: AsyncSession, req: PlaceHoldInput) -> PlacedHold:
     """Reserve funds on a customer account (pending transaction, held += amount)."""
     key = _key(req.idempotency_key)
     currency = _currency(req.currency)
@@ -1282,7 +1282,7 @@ async def _update_hold_transactions(
     return [_transaction_event("transaction.updated", row) for row in rows]
 
 
-async def capture_hold(session: AsyncSession, req: CaptureHoldRequest) -> ResolvedHold:
+async def capture_hold(session: AsyncSession, req: CaptureHoldInput) -> ResolvedHold:
     """Capture a pending hold fully or partly: post the captured amount, release the rest.
 
     A retry with the same amount returns the first result; another amount is
@@ -1381,7 +1381,7 @@ async def _drop_holds(
     await _write_events(conn, events, now)
 
 
-async def release_hold(session: AsyncSession, req: ReleaseHoldRequest) -> ResolvedHold:
+async def release_hold(session: AsyncSession, req: ReleaseHoldInput) -> ResolvedHold:
     """Release a pending hold (held -= amount, the pending transaction becomes released)."""
     conn = await session.connection()
     hold = await _lock_hold(conn, req.hold_id, req.owner_user_id)
@@ -1403,7 +1403,7 @@ async def release_hold(session: AsyncSession, req: ReleaseHoldRequest) -> Resolv
     )
 
 
-async def expire_holds(session: AsyncSession, req: ExpireHoldsRequest) -> ExpireHoldsResult:
+async def expire_holds(session: AsyncSession, req: ExpireHoldsInput) -> ExpireHoldsResult:
     """Expire up to `limit` pending holds past their expiry (skipping ones locked right now)."""
     if req.now is not None and req.now.tzinfo is None:
         raise LedgerError(INVALID_REQUEST, "now must be timezone-aware")
@@ -1426,7 +1426,7 @@ async def expire_holds(session: AsyncSession, req: ExpireHoldsRequest) -> Expire
 # --- accounts and transactions ---------------------------------------------------------------
 
 
-async def close_account(session: AsyncSession, req: CloseAccountRequest) -> ClosedAccount:
+async def close_account(session: AsyncSession, req: CloseAccountInput) -> ClosedAccount:
     """Close a customer account; a non-zero balance is first swept to `sweep_to_account_id`.
 
     Closing an already closed account returns how it was closed (a different sweep target than
@@ -1539,8 +1539,8 @@ async def close_account(session: AsyncSession, req: CloseAccountRequest) -> Clos
 
 
 async def recategorize_transaction(
-    session: AsyncSession, req: RecategorizeRequest
-) -> TransactionView:
+    session: AsyncSession, req: RecategorizeInput
+) -> TransactionRecord:
     """Set the category of a transaction (naturally idempotent; emits transaction.updated)."""
     category = _category(req.category)
     conn = await session.connection()
@@ -1556,7 +1556,7 @@ async def recategorize_transaction(
         raise LedgerError(
             UNKNOWN_TRANSACTION, "unknown transaction", transaction_id=str(req.transaction_id)
         )
-    view = TransactionView.model_validate(dict(rows[0]))
+    view = TransactionRecord.model_validate(dict(rows[0]))
     if view.updated_at == now:
         await _write_events(conn, [_transaction_event("transaction.updated", rows[0])], now)
     return view
@@ -1580,64 +1580,64 @@ class LedgerActivities:
             return await operation(session, req)
 
     @activity.defn(name="ledger.open_account")
-    async def open_account(self, req: OpenAccountRequest) -> OpenedAccount:
+    async def open_account(self, req: OpenAccountInput) -> OpenedAccount:
         """Open a customer account."""
         return await self._run(open_account, req)
 
     @activity.defn(name="ledger.ensure_system_accounts")
-    async def ensure_system_accounts(self, req: EnsureSystemAccountsRequest) -> SystemAccounts:
+    async def ensure_system_accounts(self, req: EnsureSystemAccountsInput) -> SystemAccounts:
         """Create a currency's system accounts if missing."""
         return await self._run(ensure_system_accounts, req)
 
     @activity.defn(name="ledger.post_entry")
-    async def post_entry(self, req: PostEntryRequest) -> EntryResult:
+    async def post_entry(self, req: PostEntryInput) -> EntryResult:
         """Post a balanced multi-leg entry."""
         return await self._run(post_entry, req)
 
     @activity.defn(name="ledger.transfer")
-    async def transfer(self, req: TransferRequest) -> EntryResult:
+    async def transfer(self, req: LedgerTransferInput) -> EntryResult:
         """Transfer between two accounts."""
         return await self._run(transfer, req)
 
     @activity.defn(name="ledger.fund_account")
-    async def fund_account(self, req: FundAccountRequest) -> EntryResult:
+    async def fund_account(self, req: FundAccountInput) -> EntryResult:
         """Credit a customer account from external settlement (audited)."""
         return await self._run(fund_account, req)
 
     @activity.defn(name="ledger.record_external_transaction")
     async def record_external_transaction(
-        self, req: ExternalTransactionRequest
+        self, req: ExternalEntryInput
     ) -> ExternalTransactionResult:
         """Record a card or cash transaction."""
         return await self._run(record_external_transaction, req)
 
     @activity.defn(name="ledger.place_hold")
-    async def place_hold(self, req: PlaceHoldRequest) -> PlacedHold:
+    async def place_hold(self, req: PlaceHoldInput) -> PlacedHold:
         """Place a hold."""
         return await self._run(place_hold, req)
 
     @activity.defn(name="ledger.capture_hold")
-    async def capture_hold(self, req: CaptureHoldRequest) -> ResolvedHold:
+    async def capture_hold(self, req: CaptureHoldInput) -> ResolvedHold:
         """Capture a hold fully or partly."""
         return await self._run(capture_hold, req)
 
     @activity.defn(name="ledger.release_hold")
-    async def release_hold(self, req: ReleaseHoldRequest) -> ResolvedHold:
+    async def release_hold(self, req: ReleaseHoldInput) -> ResolvedHold:
         """Release a hold."""
         return await self._run(release_hold, req)
 
     @activity.defn(name="ledger.expire_holds")
-    async def expire_holds(self, req: ExpireHoldsRequest) -> ExpireHoldsResult:
+    async def expire_holds(self, req: ExpireHoldsInput) -> ExpireHoldsResult:
         """Expire holds past their expiry."""
         return await self._run(expire_holds, req)
 
     @activity.defn(name="ledger.close_account")
-    async def close_account(self, req: CloseAccountRequest) -> ClosedAccount:
+    async def close_account(self, req: CloseAccountInput) -> ClosedAccount:
         """Close a customer account (sweeping its balance if asked)."""
         return await self._run(close_account, req)
 
     @activity.defn(name="ledger.recategorize_transaction")
-    async def recategorize_transaction(self, req: RecategorizeRequest) -> TransactionView:
+    async def recategorize_transaction(self, req: RecategorizeInput) -> TransactionRecord:
         """Set a transaction's category."""
         return await self._run(recategorize_transaction, req)
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import SessionFactory
 from models.base import utcnow
-from models.currency import format_amount, is_currency_code
+from models.money import format_amount, is_currency_code
 
 MAX_LISTED = 100  # problems listed per kind and currency; counts stay exact
 

@@ -27,9 +27,9 @@ from activities.providers.rail import (
 from core.crypto import Crypto, constant_time_equal
 from core.db import SessionFactory, transaction
 from models.base import utcnow
-from models.ledger import OutboxEvent
-from models.ledger_payloads import EnsureSystemAccountsRequest, EntryLeg, PostEntryRequest
-from models.linking_payloads import (
+from models.ledger.payloads import EnsureSystemAccountsInput, EntryLeg, PostEntryInput
+from models.ledger.tables import OutboxEvent
+from models.linking.payloads import (
     AmountsCheck,
     CheckAmountsInput,
     LinkStatusChange,
@@ -37,7 +37,7 @@ from models.linking_payloads import (
     MicroDepositsOutcome,
     MicroDepositsSent,
 )
-from models.payment import LinkedAccount, LinkStatus
+from models.linking.tables import LinkedAccount, LinkStatus
 
 DEPOSIT_COUNT = 2
 MAX_DEPOSIT_MINOR = 99
@@ -91,7 +91,7 @@ class LinkingActivities:
             raise ApplicationError("unknown linked account", type=UNKNOWN_LINK, non_retryable=True)
         async with transaction(self._sessions) as session:
             system = await ensure_system_accounts(
-                session, EnsureSystemAccountsRequest(currency=inp.currency)
+                session, EnsureSystemAccountsInput(currency=inp.currency)
             )
         amounts = micro_deposit_amounts(self._crypto, inp.linked_account_id)
         accepted: list[RailPayment] = []
@@ -124,7 +124,7 @@ class LinkingActivities:
             async with transaction(self._sessions) as session:
                 await post_entry(
                     session,
-                    PostEntryRequest(
+                    PostEntryInput(
                         idempotency_key=_ledger_key(inp.linked_account_id, n),
                         kind="micro_deposit",
                         description="Account-link micro-deposit",
@@ -163,12 +163,12 @@ class LinkingActivities:
         if returned:
             async with transaction(self._sessions) as session:
                 system = await ensure_system_accounts(
-                    session, EnsureSystemAccountsRequest(currency=inp.currency)
+                    session, EnsureSystemAccountsInput(currency=inp.currency)
                 )
                 for n, amount, _ in returned:
                     await post_entry(
                         session,
-                        PostEntryRequest(
+                        PostEntryInput(
                             idempotency_key=_ledger_key(inp.linked_account_id, n) + ":returned",
                             kind="micro_deposit_return",
                             description="Account-link micro-deposit returned",

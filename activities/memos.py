@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from activities.categorize import categorize
 from models.base import utcnow
-from models.ledger import (
+from models.ledger.tables import (
     TRANSACTION_EVENTS_TOPIC,
     Direction,
     OutboxEvent,

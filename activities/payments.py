@@ -12,9 +12,9 @@ from temporalio import activity
 from activities import ledger
 from core.db import SessionFactory, transaction
 from models.base import utcnow
-from models.ledger_payloads import TransferRequest
-from models.payment import TERMINAL_STATUSES, Payment, PaymentStatus
-from models.payment_payloads import PaymentStatusChange, RiskDecision, RiskInput, TransferPosted
+from models.ledger.payloads import LedgerTransferInput
+from models.payments.payloads import PaymentStatusChange, RiskDecision, RiskInput, TransferPosted
+from models.payments.tables import TERMINAL_STATUSES, Payment, PaymentStatus
 
 TRANSFER_KEY_PREFIX = "transfer:"
 
@@ -24,7 +24,7 @@ def transfer_key(payment_id: uuid.UUID) -> str:
     return f"{TRANSFER_KEY_PREFIX}{payment_id}"
 
 
-def _payment_id(req: TransferRequest) -> uuid.UUID:
+def _payment_id(req: LedgerTransferInput) -> uuid.UUID:
     if not req.idempotency_key.startswith(TRANSFER_KEY_PREFIX):
         raise ValueError("a payment transfer's key is transfer:<payment id>")
     return uuid.UUID(req.idempotency_key.removeprefix(TRANSFER_KEY_PREFIX))
@@ -65,7 +65,7 @@ class PaymentActivities:
                 payment.completed_at = now
 
     @activity.defn(name="payments.post_transfer")
-    async def post_transfer(self, req: TransferRequest) -> TransferPosted:
+    async def post_transfer(self, req: LedgerTransferInput) -> TransferPosted:
         """Post the transfer and mark its payment completed in the same transaction, so the
         read model can never disagree with the ledger (idempotent via the ledger key)."""
         now = utcnow()

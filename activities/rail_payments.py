@@ -25,12 +25,12 @@ from activities.providers.rail import (
     RailPayment,
     SubmitPayment,
 )
-from models.payment_payloads import (
-    RailCancelRequest,
+from models.payments.payloads import (
+    RailCancelInput,
     RailLookup,
     RailPaymentSnapshot,
-    RailStatusRequest,
-    RailSubmitRequest,
+    RailStatusInput,
+    RailSubmitInput,
 )
 
 T = TypeVar("T")
@@ -78,7 +78,7 @@ class RailActivities:
         self._rail = rail
 
     @activity.defn(name="rail.submit")
-    async def submit(self, req: RailSubmitRequest) -> RailPaymentSnapshot:
+    async def submit(self, req: RailSubmitInput) -> RailPaymentSnapshot:
         """Submit an outbound payment (idempotent: the rail dedupes by reference)."""
         payment = SubmitPayment(
             reference=req.reference,
@@ -94,7 +94,7 @@ class RailActivities:
             raise _as_application_error(exc) from exc
 
     @activity.defn(name="rail.status")
-    async def status(self, req: RailStatusRequest) -> RailLookup:
+    async def status(self, req: RailStatusInput) -> RailLookup:
         """The rail's current view of the payment with our reference (none if it never got it)."""
         try:
             return RailLookup(
@@ -106,7 +106,7 @@ class RailActivities:
             raise _as_application_error(exc) from exc
 
     @activity.defn(name="rail.cancel")
-    async def cancel(self, req: RailCancelRequest) -> RailLookup:
+    async def cancel(self, req: RailCancelInput) -> RailLookup:
         """Cancel at the rail; if it is too late, answer the payment's final state instead."""
         try:
             return RailLookup(
@@ -115,7 +115,7 @@ class RailActivities:
         except RailConflictError as exc:  # already settled or rejected
             if exc.payment is not None:
                 return RailLookup(payment=snapshot(exc.payment))
-            return await self.status(RailStatusRequest(reference=req.reference))
+            return await self.status(RailStatusInput(reference=req.reference))
         except RailNotFoundError:
             return RailLookup()
         except RailError as exc:

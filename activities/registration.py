@@ -19,17 +19,23 @@ from core.crypto import Crypto, constant_time_equal
 from core.db import SessionFactory, transaction
 from core.email import EmailBackend, OutgoingEmail
 from models.base import utcnow
-from models.ledger import AccountType
-from models.ledger_payloads import OpenAccountRequest
-from models.registration import EmailVerification, Registration, RegistrationStatus
-from models.registration_payloads import (
+from models.identity.payloads import (
     ActivateInput,
     CheckCodeInput,
     CloseRegistrationInput,
     CodeCheck,
     SendCodeInput,
 )
-from models.user import RecoveryCode, User, UserStatus
+from models.identity.tables import (
+    EmailVerification,
+    RecoveryCode,
+    Registration,
+    RegistrationStatus,
+    User,
+    UserStatus,
+)
+from models.ledger.payloads import OpenAccountInput
+from models.ledger.tables import AccountType
 
 
 def verification_code(crypto: Crypto, registration_id: str, sequence: int) -> str:
@@ -156,7 +162,7 @@ class RegistrationActivities:
             )
             await open_account(
                 session,
-                OpenAccountRequest(
+                OpenAccountInput(
                     idempotency_key=f"default-account:{user.id}",
                     owner_user_id=user.id,
                     currency=self._default_currency,

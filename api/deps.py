@@ -13,7 +13,7 @@ from api.auth.sessions import REVOKED_FAMILY_KEY
 from api.auth.tokens import TokenClaims
 from api.services import Services
 from core import errors
-from models.user import User, UserStatus
+from models.identity.tables import User, UserStatus
 
 bearer = HTTPBearer(auto_error=False)
 

@@ -36,11 +36,11 @@ from activities import ledger
 from activities.ledger_verify import verify_ledger
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
 from core.embedded import EmbeddedPostgres, free_port
-from models.ledger_payloads import (
-    EnsureSystemAccountsRequest,
+from models.ledger.payloads import (
+    EnsureSystemAccountsInput,
     EntryLeg,
-    PostEntryRequest,
-    TransferRequest,
+    LedgerTransferInput,
+    PostEntryInput,
 )
 from models.migrate import upgrade_to_head_async
 
@@ -197,7 +197,7 @@ def ledger_path(sessions: SessionFactory) -> Transfer:
         async with transaction(sessions) as session:
             await ledger.transfer(
                 session,
-                TransferRequest(
+                LedgerTransferInput(
                     idempotency_key=f"bench-{uuid.uuid4()}",
                     from_account_id=src,
                     to_account_id=dst,
@@ -287,7 +287,7 @@ async def _setup(engine: AsyncEngine, sessions: SessionFactory, accounts: int) -
         )
     async with transaction(sessions) as session:
         system = await ledger.ensure_system_accounts(
-            session, EnsureSystemAccountsRequest(currency=CURRENCY)
+            session, EnsureSystemAccountsInput(currency=CURRENCY)
         )
     chunk = ledger.MAX_LEGS - 1
     for start in range(0, len(ids), chunk):
@@ -303,9 +303,7 @@ async def _setup(engine: AsyncEngine, sessions: SessionFactory, accounts: int) -
         async with transaction(sessions) as session:
             await ledger.post_entry(
                 session,
-                PostEntryRequest(
-                    idempotency_key=f"bench-funding-{start}", kind="funding", legs=legs
-                ),
+                PostEntryInput(idempotency_key=f"bench-funding-{start}", kind="funding", legs=legs),
             )
     async with engine.begin() as conn:
         await conn.execute(text("ANALYZE"))

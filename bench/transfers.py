@@ -41,10 +41,10 @@ from core.db import create_engine, create_session_factory, transaction
 from core.email import MemoryEmailBackend
 from core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, venv_binary, wait_for_port
 from core.settings import Settings
-from models.ledger import AccountType
-from models.ledger_payloads import FundAccountRequest, OpenAccountRequest
+from models.identity.tables import User, UserStatus
+from models.ledger.payloads import FundAccountInput, OpenAccountInput
+from models.ledger.tables import AccountType
 from models.migrate import upgrade_to_head_async
-from models.user import User, UserStatus
 from temporal import search_attributes
 from workers.assembly import WORKFLOW_RUNNER, WorkerDeps, build_workers
 
@@ -298,7 +298,7 @@ async def _customers(services: Services) -> tuple[str, str, str]:
         for n in range(2):
             opened = await open_account(
                 session,
-                OpenAccountRequest(
+                OpenAccountInput(
                     idempotency_key=f"bench-{user_id}-{n}",
                     owner_user_id=user_id,
                     currency="EUR",
@@ -309,7 +309,7 @@ async def _customers(services: Services) -> tuple[str, str, str]:
             ids.append(opened.account_id)
         await fund_account(
             session,
-            FundAccountRequest(
+            FundAccountInput(
                 idempotency_key=f"bench-fund-{user_id}",
                 account_id=ids[0],
                 amount=10**12,

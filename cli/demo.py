@@ -36,17 +36,17 @@ from core.db import SessionFactory, create_engine, create_session_factory, trans
 from core.settings import Settings
 from models.audit import record_audit
 from models.base import utcnow
-from models.currency import format_amount
-from models.ledger import AccountType, Direction, LedgerAccount, Transaction
-from models.ledger_payloads import (
-    EnsureSystemAccountsRequest,
+from models.identity.tables import RecoveryCode, User, UserStatus
+from models.ledger.payloads import (
+    EnsureSystemAccountsInput,
     EntryLeg,
-    OpenAccountRequest,
-    PostEntryRequest,
-    TransferRequest,
+    LedgerTransferInput,
+    OpenAccountInput,
+    PostEntryInput,
 )
-from models.transaction_schemas import ProcessorTransactionEvent
-from models.user import RecoveryCode, User, UserStatus
+from models.ledger.tables import AccountType, Direction, LedgerAccount, Transaction
+from models.money import format_amount
+from models.transactions.schemas import ProcessorEvent
 from processorsim import ProcessorFeed, processor_event
 
 DEMO_EMAIL = "demo@vortexcore.dev"
@@ -374,7 +374,7 @@ async def _seed_customer(
     for spec in DEMO_ACCOUNTS:
         opened = await open_account(
             session,
-            OpenAccountRequest(
+            OpenAccountInput(
                 idempotency_key=f"demo:{user.id}:{spec.key}",
                 owner_user_id=user.id,
                 currency=spec.currency,
@@ -383,7 +383,7 @@ async def _seed_customer(
             ),
         )
         accounts[spec.key] = opened.account_id
-        await ensure_system_accounts(session, EnsureSystemAccountsRequest(currency=spec.currency))
+        await ensure_system_accounts(session, EnsureSystemAccountsInput(currency=spec.currency))
     return user, created, accounts
 
 
@@ -400,7 +400,7 @@ async def _book_ops_event(
         assert event.to_account is not None
         await transfer(
             session,
-            TransferRequest(
+            LedgerTransferInput(
                 idempotency_key=f"demo:{user.id}:{event.key}",
                 from_account_id=account_id,
                 to_account_id=accounts[event.to_account],
@@ -412,13 +412,11 @@ async def _book_ops_event(
             ),
         )
         return
-    settlement = await ensure_system_accounts(
-        session, EnsureSystemAccountsRequest(currency=currency)
-    )
+    settlement = await ensure_system_accounts(session, EnsureSystemAccountsInput(currency=currency))
     signed = event.amount if event.direction == Direction.CREDIT else -event.amount
     await post_entry(
         session,
-        PostEntryRequest(
+        PostEntryInput(
             idempotency_key=f"demo:{user.id}:{event.key}",
             kind=event.kind,
             description=event.description,
@@ -438,7 +436,7 @@ async def _book_ops_event(
     )
 
 
-def _card_event(event: DemoEvent, number: str) -> ProcessorTransactionEvent:
+def _card_event(event: DemoEvent, number: str) -> ProcessorEvent:
     """The processor's report of a demo card or cash transaction (stable ids: reseeding
     redelivers the same events, which the feed answers as duplicates)."""
     currency = _CURRENCIES[event.account]

@@ -13,9 +13,9 @@ from activities.ledger import LedgerError, fund_account
 from activities.ledger_verify import format_report, verify_ledger
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
 from core.settings import Settings
-from models.currency import AmountError, CurrencyError, parse_amount
-from models.ledger import AccountKind, LedgerAccount
-from models.ledger_payloads import EntryResult, FundAccountRequest
+from models.ledger.payloads import EntryResult, FundAccountInput
+from models.ledger.tables import AccountKind, LedgerAccount
+from models.money import AmountError, CurrencyError, parse_amount
 
 
 async def _verify(settings: Settings, as_json: bool) -> int:
@@ -49,7 +49,7 @@ async def fund_by_number(
             raise SystemExit(f"no customer account with number {number}")
         return await fund_account(
             session,
-            FundAccountRequest(
+            FundAccountInput(
                 idempotency_key=f"ops-funding:{reference}",
                 account_id=account.id,
                 amount=parse_amount(amount, account.currency),

@@ -1,10 +1,25 @@
 """SQLModel tables, API schemas and workflow payloads. Importing this registers every table."""
 
 from models.audit import AuditEvent
-from models.ledger import Hold, JournalEntry, LedgerAccount, OutboxEvent, Posting, Transaction
-from models.payment import LinkedAccount, Payment, PaymentMethod, WebhookEvent
-from models.registration import EmailVerification, Registration, RegistrationStatus
-from models.user import RecoveryCode, RefreshToken, User, UserStatus
+from models.identity.tables import (
+    EmailVerification,
+    RecoveryCode,
+    RefreshToken,
+    Registration,
+    RegistrationStatus,
+    User,
+    UserStatus,
+)
+from models.ledger.tables import (
+    Hold,
+    JournalEntry,
+    LedgerAccount,
+    OutboxEvent,
+    Posting,
+    Transaction,
+)
+from models.linking.tables import LinkedAccount
+from models.payments.tables import Payment, PaymentMethod, WebhookEvent
 
 __all__ = [
     "AuditEvent",

@@ -1,11 +1,14 @@
-"""Column helpers shared by the tables."""
+"""Shared bases: column helpers for the tables, `StrictModel` for API request bodies, and
+`sql_in` for CHECK constraints over an enum."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import DateTime, func
 from sqlmodel import Field
 
@@ -31,3 +34,14 @@ def timestamp(*, nullable: bool = False, server_now: bool = False, index: bool =
     if index:
         kwargs["index"] = True
     return Field(**kwargs)
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def sql_in(column: str, values: Iterable[object]) -> str:
+    """SQL `column IN ('a', 'b')` over an enum's values, for CHECK constraints."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from core.signatures import PROCESSOR_SIGNATURE_HEADER, sign
-from models.ledger import Direction
-from models.transaction_schemas import ProcessorAck, ProcessorTransactionEvent
+from models.ledger.tables import Direction
+from models.transactions.schemas import ProcessorAck, ProcessorEvent
 
 FEED_PATH = "/api/processor/events"
 
@@ -28,9 +28,9 @@ def processor_event(
     kind: str = "card",
     occurred_at: datetime | None = None,
     **text: Any,
-) -> ProcessorTransactionEvent:
+) -> ProcessorEvent:
     """A `transaction.posted` event; ids are generated when not given."""
-    return ProcessorTransactionEvent.model_validate(
+    return ProcessorEvent.model_validate(
         {
             "event_id": event_id or f"evt_{uuid.uuid4().hex}",
             "account_number": account_number,
@@ -63,7 +63,7 @@ class ProcessorFeed:
         """One delivery of exactly these bytes and headers (tests forge and replay with it)."""
         return await self._http.post(FEED_PATH, content=body, headers=headers)
 
-    async def send(self, event: ProcessorTransactionEvent) -> ProcessorAck:
+    async def send(self, event: ProcessorEvent) -> ProcessorAck:
         """Deliver one event, redelivering (same event id, fresh signature) on 5xx or no answer;
         raises for a 4xx, which redelivery cannot fix."""
         body = event.model_dump_json(exclude_none=True).encode()

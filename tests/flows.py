@@ -14,7 +14,7 @@ import pyotp
 from activities.ledger import fund_account
 from core.db import SessionFactory, transaction
 from core.email import MemoryEmailBackend
-from models.ledger_payloads import FundAccountRequest
+from models.ledger.payloads import FundAccountInput
 
 STRONG_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -111,7 +111,7 @@ async def fund(sessions: SessionFactory, account_id: str, amount_minor: int, cur
     async with transaction(sessions) as session:
         await fund_account(
             session,
-            FundAccountRequest(
+            FundAccountInput(
                 idempotency_key=f"test-funding-{uuid.uuid4()}",
                 account_id=uuid.UUID(account_id),
                 amount=amount_minor,

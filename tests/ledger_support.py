@@ -12,13 +12,13 @@ from sqlalchemy import text
 from activities import ledger
 from activities.ledger_verify import LedgerReport, verify_ledger
 from core.db import SessionFactory, transaction
-from models.ledger_payloads import (
+from models.identity.tables import User, UserStatus
+from models.ledger.payloads import (
     EntryResult,
-    FundAccountRequest,
-    OpenAccountRequest,
+    FundAccountInput,
+    OpenAccountInput,
     OpenedAccount,
 )
-from models.user import User, UserStatus
 
 Req = TypeVar("Req", bound=BaseModel)
 Res = TypeVar("Res", bound=BaseModel)
@@ -58,7 +58,7 @@ async def open_account(
     return await run(
         sessions,
         ledger.open_account,
-        OpenAccountRequest(
+        OpenAccountInput(
             idempotency_key=f"open-{uuid.uuid4()}",
             owner_user_id=owner,
             currency=currency,
@@ -74,7 +74,7 @@ async def fund(
     return await run(
         sessions,
         ledger.fund_account,
-        FundAccountRequest(
+        FundAccountInput(
             idempotency_key=f"fund-{uuid.uuid4()}",
             account_id=account_id,
             amount=amount,

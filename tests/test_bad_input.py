@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import func, select
 
 from core.db import SessionFactory
-from models.user import User
+from models.identity.tables import User
 
 PROBLEM = "application/problem+json"
 

@@ -27,8 +27,8 @@ from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.embedded import free_port
 from core.settings import Settings
-from models.ledger import Hold, HoldStatus, JournalEntry
-from models.payment import Payment, PaymentStatus
+from models.ledger.tables import Hold, HoldStatus, JournalEntry
+from models.payments.tables import Payment, PaymentStatus
 from tests.conftest import TEST_SECRET, RunningWorkers
 from tests.payment_support import (  # noqa: F401 - fixtures
     FINAL,

@@ -24,8 +24,8 @@ from activities.ledger_verify import verify_ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.ledger import Hold, Transaction
-from models.payment import Payment
+from models.ledger.tables import Hold, Transaction
+from models.payments.tables import Payment
 from temporal import search_attributes
 from tests.conftest import RunningWorkers
 from tests.payment_support import (  # noqa: F401 - fixtures

@@ -17,7 +17,7 @@ from activities import ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.ledger_payloads import EntryResult, TransferRequest
+from models.ledger.payloads import EntryResult, LedgerTransferInput
 from tests.ledger_support import assert_ledger_ok, balances, funded_account, new_user
 from workers.assembly import WorkerDeps, main_activities
 
@@ -36,7 +36,7 @@ class LedgerProbeWorkflow:
     """Calls ledger.transfer as a workflow would: once, again with the same key, then bad calls."""
 
     @workflow.run
-    async def run(self, req: TransferRequest) -> ProbeResult:
+    async def run(self, req: LedgerTransferInput) -> ProbeResult:
         """Run the calls and report what came back."""
         first = await self._transfer(req)
         retried = await self._transfer(req)
@@ -56,7 +56,7 @@ class LedgerProbeWorkflow:
             first=first, retried=retried, rejections=rejections, retry_states=retry_states
         )
 
-    async def _transfer(self, req: TransferRequest) -> EntryResult:
+    async def _transfer(self, req: LedgerTransferInput) -> EntryResult:
         result: EntryResult = await workflow.execute_activity(
             "ledger.transfer",
             req,
@@ -73,7 +73,7 @@ async def test_transfer_activity_replays_and_rejects_without_retrying(
     owner = await new_user(sessions)
     a = await funded_account(sessions, owner, 10_000, name="A")
     b = await funded_account(sessions, owner, 0, name="B")
-    req = TransferRequest(
+    req = LedgerTransferInput(
         idempotency_key=f"transfer-{uuid.uuid4()}:post",
         from_account_id=a,
         to_account_id=b,

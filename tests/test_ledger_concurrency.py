@@ -16,13 +16,13 @@ from activities import ledger
 from activities.ledger import LedgerError
 from core.db import SessionFactory
 from models.base import utcnow
-from models.ledger_payloads import (
-    CaptureHoldRequest,
+from models.ledger.payloads import (
+    CaptureHoldInput,
     EntryResult,
-    ExpireHoldsRequest,
-    PlaceHoldRequest,
-    ReleaseHoldRequest,
-    TransferRequest,
+    ExpireHoldsInput,
+    LedgerTransferInput,
+    PlaceHoldInput,
+    ReleaseHoldInput,
 )
 from tests.ledger_support import assert_ledger_ok, balances, funded_account, new_user, run
 
@@ -61,7 +61,7 @@ async def test_concurrent_transfers_conserve_money_and_keep_the_invariants(
         # Mostly small amounts; every tenth is large enough to fail for insufficient funds.
         amount = rng.randint(8_000, 30_000) if n % 10 == 0 else rng.randint(1, 2_500)
         requests.append(
-            TransferRequest(
+            LedgerTransferInput(
                 idempotency_key=f"bank-{n}",
                 from_account_id=src,
                 to_account_id=dst,
@@ -107,7 +107,7 @@ async def test_concurrent_holds_captures_and_transfers_on_one_hot_account(
         await run(
             sessions,
             ledger.place_hold,
-            PlaceHoldRequest(
+            PlaceHoldInput(
                 idempotency_key=f"pre-{n}", account_id=hot, amount=1_000, currency="EUR"
             ),
         )
@@ -116,12 +116,12 @@ async def test_concurrent_holds_captures_and_transfers_on_one_hot_account(
     calls: list[tuple[Any, Any]] = []
     for n, hold in enumerate(holds):
         # Each hold gets two competing resolutions; exactly one can win.
-        calls.append((ledger.capture_hold, CaptureHoldRequest(hold_id=hold.hold_id, amount=600)))
-        calls.append((ledger.release_hold, ReleaseHoldRequest(hold_id=hold.hold_id)))
+        calls.append((ledger.capture_hold, CaptureHoldInput(hold_id=hold.hold_id, amount=600)))
+        calls.append((ledger.release_hold, ReleaseHoldInput(hold_id=hold.hold_id)))
         calls.append(
             (
                 ledger.place_hold,
-                PlaceHoldRequest(
+                PlaceHoldInput(
                     idempotency_key=f"new-{n}",
                     account_id=hot,
                     amount=rng.randint(100, 3_000),
@@ -136,7 +136,7 @@ async def test_concurrent_holds_captures_and_transfers_on_one_hot_account(
         calls.append(
             (
                 ledger.transfer,
-                TransferRequest(
+                LedgerTransferInput(
                     idempotency_key=f"hot-{n}",
                     from_account_id=src,
                     to_account_id=dst,
@@ -145,7 +145,7 @@ async def test_concurrent_holds_captures_and_transfers_on_one_hot_account(
                 ),
             )
         )
-    calls.append((ledger.expire_holds, ExpireHoldsRequest(now=utcnow().replace(year=2100))))
+    calls.append((ledger.expire_holds, ExpireHoldsInput(now=utcnow().replace(year=2100))))
     rng.shuffle(calls)
 
     outcomes = await _all(_attempt(sessions, op, req) for op, req in calls)

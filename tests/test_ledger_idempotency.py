@@ -17,20 +17,20 @@ from activities.ledger import LedgerError
 from core.db import SessionFactory, transaction
 from models.audit import AuditEvent
 from models.base import utcnow
-from models.ledger_payloads import (
-    CaptureHoldRequest,
-    CloseAccountRequest,
-    EnsureSystemAccountsRequest,
+from models.ledger.payloads import (
+    CaptureHoldInput,
+    CloseAccountInput,
+    EnsureSystemAccountsInput,
     EntryLeg,
-    ExpireHoldsRequest,
-    ExternalTransactionRequest,
-    FundAccountRequest,
-    OpenAccountRequest,
-    PlaceHoldRequest,
-    PostEntryRequest,
-    RecategorizeRequest,
-    ReleaseHoldRequest,
-    TransferRequest,
+    ExpireHoldsInput,
+    ExternalEntryInput,
+    FundAccountInput,
+    LedgerTransferInput,
+    OpenAccountInput,
+    PlaceHoldInput,
+    PostEntryInput,
+    RecategorizeInput,
+    ReleaseHoldInput,
 )
 from tests.ledger_support import (
     assert_ledger_ok,
@@ -73,7 +73,7 @@ async def owner(sessions: SessionFactory) -> uuid.UUID:
 async def test_open_account_replays_and_rejects_a_different_request(
     sessions: SessionFactory, owner: uuid.UUID
 ) -> None:
-    req = OpenAccountRequest(
+    req = OpenAccountInput(
         idempotency_key="open-1", owner_user_id=owner, currency="EUR", name="Main"
     )
 
@@ -86,7 +86,7 @@ async def test_open_account_replays_and_rejects_a_different_request(
 
 async def test_ensure_system_accounts_is_naturally_idempotent(sessions: SessionFactory) -> None:
     await assert_replays(
-        sessions, ledger.ensure_system_accounts, EnsureSystemAccountsRequest(currency="KWD")
+        sessions, ledger.ensure_system_accounts, EnsureSystemAccountsInput(currency="KWD")
     )
 
 
@@ -95,7 +95,7 @@ async def test_transfer_replay_returns_the_first_result_even_after_later_posting
 ) -> None:
     a = await funded_account(sessions, owner, 10_000, name="A")
     b = await funded_account(sessions, owner, 0, name="B")
-    req = TransferRequest(
+    req = LedgerTransferInput(
         idempotency_key="tr-1", from_account_id=a, to_account_id=b, amount=300, currency="EUR"
     )
     first = await assert_replays(sessions, ledger.transfer, req)
@@ -114,7 +114,7 @@ async def test_transfer_replay_returns_the_first_result_even_after_later_posting
     await assert_reused_key_rejected(
         sessions,
         ledger.post_entry,
-        PostEntryRequest(
+        PostEntryInput(
             idempotency_key="tr-1",
             legs=[
                 EntryLeg(account_id=a, amount=-300, currency="EUR"),
@@ -130,7 +130,7 @@ async def test_post_entry_replays_and_rejects_different_legs(
     a = await funded_account(sessions, owner, 10_000, name="A")
     b = await funded_account(sessions, owner, 0, name="B")
     c = await funded_account(sessions, owner, 0, name="C")
-    req = PostEntryRequest(
+    req = PostEntryInput(
         idempotency_key="split-1",
         kind="split",
         description="Split the bill",
@@ -159,7 +159,7 @@ async def test_funding_replays_without_a_second_audit_event(
     sessions: SessionFactory, owner: uuid.UUID
 ) -> None:
     account = (await open_account(sessions, owner)).account_id
-    req = FundAccountRequest(
+    req = FundAccountInput(
         idempotency_key="fund-1", account_id=account, amount=5_000, currency="EUR", reason="demo"
     )
 
@@ -177,7 +177,7 @@ async def test_external_transaction_is_idempotent_on_its_external_id(
     sessions: SessionFactory, owner: uuid.UUID
 ) -> None:
     account = await funded_account(sessions, owner, 10_000)
-    req = ExternalTransactionRequest(
+    req = ExternalEntryInput(
         account_id=account,
         external_id="card-auth-77",
         amount=1_999,
@@ -197,7 +197,7 @@ async def test_hold_placement_capture_and_release_replay(
     sessions: SessionFactory, owner: uuid.UUID
 ) -> None:
     account = await funded_account(sessions, owner, 10_000)
-    place = PlaceHoldRequest(
+    place = PlaceHoldInput(
         idempotency_key="hold-1", account_id=account, amount=3_000, currency="EUR"
     )
     placed = await assert_replays(sessions, ledger.place_hold, place)
@@ -205,7 +205,7 @@ async def test_hold_placement_capture_and_release_replay(
         sessions, ledger.place_hold, place.model_copy(update={"amount": 3_001})
     )
 
-    capture = CaptureHoldRequest(hold_id=placed.hold_id, amount=2_500)
+    capture = CaptureHoldInput(hold_id=placed.hold_id, amount=2_500)
     await assert_replays(sessions, ledger.capture_hold, capture)
     await assert_reused_key_rejected(
         sessions, ledger.capture_hold, capture.model_copy(update={"amount": 2_000})
@@ -214,7 +214,7 @@ async def test_hold_placement_capture_and_release_replay(
     other = await run(
         sessions, ledger.place_hold, place.model_copy(update={"idempotency_key": "hold-2"})
     )
-    await assert_replays(sessions, ledger.release_hold, ReleaseHoldRequest(hold_id=other.hold_id))
+    await assert_replays(sessions, ledger.release_hold, ReleaseHoldInput(hold_id=other.hold_id))
     await assert_ledger_ok(sessions)
 
 
@@ -226,14 +226,14 @@ async def test_expiring_twice_expires_nothing_more(
     await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(
+        PlaceHoldInput(
             idempotency_key="h", account_id=account, amount=10, currency="EUR", ttl_seconds=3600
         ),
     )
-    first = await run(sessions, ledger.expire_holds, ExpireHoldsRequest(now=later))
+    first = await run(sessions, ledger.expire_holds, ExpireHoldsInput(now=later))
     before = await snapshot(sessions)
 
-    again = await run(sessions, ledger.expire_holds, ExpireHoldsRequest(now=later))
+    again = await run(sessions, ledger.expire_holds, ExpireHoldsInput(now=later))
 
     assert len(first.expired) == 1
     assert again.expired == []
@@ -246,7 +246,7 @@ async def test_close_account_replays_and_rejects_another_sweep_target(
     old = await funded_account(sessions, owner, 4_000, name="Old")
     new = await funded_account(sessions, owner, 0, name="New")
     other = await funded_account(sessions, owner, 0, name="Other")
-    req = CloseAccountRequest(account_id=old, sweep_to_account_id=new)
+    req = CloseAccountInput(account_id=old, sweep_to_account_id=new)
 
     closed = await assert_replays(sessions, ledger.close_account, req)
 
@@ -263,11 +263,11 @@ async def test_recategorize_twice_writes_one_event(
     spent = await run(
         sessions,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=account, external_id="x", amount=10, currency="EUR", direction="debit"
         ),
     )
-    req = RecategorizeRequest(transaction_id=spent.transaction_id, category="health")
+    req = RecategorizeInput(transaction_id=spent.transaction_id, category="health")
 
     await assert_replays(sessions, ledger.recategorize_transaction, req)
 
@@ -277,7 +277,7 @@ async def test_concurrent_duplicates_post_once_and_share_the_result(
 ) -> None:
     a = await funded_account(sessions, owner, 10_000, name="A")
     b = await funded_account(sessions, owner, 0, name="B")
-    req = TransferRequest(
+    req = LedgerTransferInput(
         idempotency_key="dup", from_account_id=a, to_account_id=b, amount=700, currency="EUR"
     )
 
@@ -297,7 +297,7 @@ async def test_a_rejected_request_leaves_its_key_free_for_a_later_retry(
 ) -> None:
     a = await funded_account(sessions, owner, 100, name="A")
     b = await funded_account(sessions, owner, 0, name="B")
-    req = TransferRequest(
+    req = LedgerTransferInput(
         idempotency_key="later", from_account_id=a, to_account_id=b, amount=500, currency="EUR"
     )
     with pytest.raises(LedgerError, match="insufficient"):
@@ -305,7 +305,7 @@ async def test_a_rejected_request_leaves_its_key_free_for_a_later_retry(
     async with transaction(sessions) as session:
         await ledger.fund_account(
             session,
-            FundAccountRequest(idempotency_key="top-up", account_id=a, amount=400, currency="EUR"),
+            FundAccountInput(idempotency_key="top-up", account_id=a, amount=400, currency="EUR"),
         )
 
     result = await run(sessions, ledger.transfer, req)

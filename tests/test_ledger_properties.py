@@ -38,16 +38,16 @@ from activities.ledger import LedgerError
 from activities.ledger_verify import verify_ledger
 from core.db import SessionFactory, create_engine, create_session_factory
 from models.base import utcnow
-from models.currency import MAX_AMOUNT_MINOR
-from models.ledger_payloads import (
-    CaptureHoldRequest,
-    CloseAccountRequest,
+from models.ledger.payloads import (
+    CaptureHoldInput,
+    CloseAccountInput,
     EntryResult,
-    ExpireHoldsRequest,
-    PlaceHoldRequest,
-    ReleaseHoldRequest,
-    TransferRequest,
+    ExpireHoldsInput,
+    LedgerTransferInput,
+    PlaceHoldInput,
+    ReleaseHoldInput,
 )
+from models.money import MAX_AMOUNT_MINOR
 from tests.ledger_support import balances, funded_account, new_user, run
 
 T = TypeVar("T")
@@ -107,7 +107,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.accounts: list[ModelAccount] = []
         self.holds: list[ModelHold] = []
-        self.transfers: list[tuple[TransferRequest, EntryResult]] = []
+        self.transfers: list[tuple[LedgerTransferInput, EntryResult]] = []
         self.base = utcnow() + timedelta(minutes=5)  # holds expire at base + n hours
         self.clock = self.base
         self.keys = 0
@@ -140,7 +140,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(src=ACCOUNT, dst=ACCOUNT, amount=AMOUNT)
     def transfer(self, src: int, dst: int, amount: int) -> None:
         a, b = self.account(src), self.account(dst)
-        req = TransferRequest(
+        req = LedgerTransferInput(
             idempotency_key=self.key("t"),
             from_account_id=a.id,
             to_account_id=b.id,
@@ -173,7 +173,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(src=ACCOUNT, dst=ACCOUNT, amount=st.sampled_from([0, -1, -500, MAX_AMOUNT_MINOR + 1]))
     def bad_amount(self, src: int, dst: int, amount: int) -> None:
-        req = TransferRequest(
+        req = LedgerTransferInput(
             idempotency_key=self.key("bad"),
             from_account_id=self.account(src).id,
             to_account_id=self.account(dst).id,
@@ -186,7 +186,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def place_hold(self, index: int, amount: int, hours: int) -> None:
         a = self.account(index)
         expires_at = self.base + timedelta(hours=hours)
-        req = PlaceHoldRequest(
+        req = PlaceHoldInput(
             idempotency_key=self.key("h"),
             account_id=a.id,
             amount=amount,
@@ -208,7 +208,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def capture(self, pick: int, percent: int) -> None:
         hold = self.holds[pick % len(self.holds)]
         amount = max(1, hold.amount * percent // 100)
-        outcome = self.call(ledger.capture_hold, CaptureHoldRequest(hold_id=hold.id, amount=amount))
+        outcome = self.call(ledger.capture_hold, CaptureHoldInput(hold_id=hold.id, amount=amount))
         if hold.status == "pending":
             assert not isinstance(outcome, str), outcome
             hold.status, hold.captured = "captured", amount
@@ -226,7 +226,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(min_value=0))
     def release(self, pick: int) -> None:
         hold = self.holds[pick % len(self.holds)]
-        outcome = self.call(ledger.release_hold, ReleaseHoldRequest(hold_id=hold.id))
+        outcome = self.call(ledger.release_hold, ReleaseHoldInput(hold_id=hold.id))
         if hold.status in ("pending", "released"):
             assert not isinstance(outcome, str), outcome
             if hold.status == "pending":
@@ -238,7 +238,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(hours=st.integers(0, 8))
     def advance_clock_and_expire(self, hours: int) -> None:
         self.clock += timedelta(hours=hours)
-        outcome = self.call(ledger.expire_holds, ExpireHoldsRequest(now=self.clock, limit=10_000))
+        outcome = self.call(ledger.expire_holds, ExpireHoldsInput(now=self.clock, limit=10_000))
         assert not isinstance(outcome, str), outcome
         due = {h.id for h in self.holds if h.status == "pending" and h.expires_at <= self.clock}
         mine = {h.id for h in self.holds}
@@ -252,7 +252,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def close(self, index: int, sweep: int | None) -> None:
         a = self.account(index)
         b = None if sweep is None else self.account(sweep)
-        req = CloseAccountRequest(account_id=a.id, sweep_to_account_id=b.id if b else None)
+        req = CloseAccountInput(account_id=a.id, sweep_to_account_id=b.id if b else None)
         outcome = self.call(ledger.close_account, req)
         if a.closed:
             assert not isinstance(outcome, str) or outcome == ledger.IDEMPOTENCY_KEY_REUSED

@@ -19,7 +19,30 @@ from activities.ledger import LedgerError
 from core.db import SessionFactory, transaction
 from models.audit import AuditEvent
 from models.base import utcnow
-from models.currency import (
+from models.ledger.payloads import (
+    AccountRecord,
+    CaptureHoldInput,
+    CloseAccountInput,
+    EnsureSystemAccountsInput,
+    EntryLeg,
+    ExpireHoldsInput,
+    ExternalEntryInput,
+    LedgerTransferInput,
+    OpenAccountInput,
+    PlaceHoldInput,
+    PostEntryInput,
+    RecategorizeInput,
+    ReleaseHoldInput,
+    TransactionRecord,
+)
+from models.ledger.tables import (
+    AccountStatus,
+    LedgerAccount,
+    OutboxEvent,
+    Transaction,
+    transaction_search_column,
+)
+from models.money import (
     MAX_AMOUNT_MINOR,
     AmountError,
     CurrencyError,
@@ -27,29 +50,6 @@ from models.currency import (
     get_currency,
     normalize_currency_code,
     parse_amount,
-)
-from models.ledger import (
-    AccountStatus,
-    LedgerAccount,
-    OutboxEvent,
-    Transaction,
-    transaction_search_column,
-)
-from models.ledger_payloads import (
-    AccountView,
-    CaptureHoldRequest,
-    CloseAccountRequest,
-    EnsureSystemAccountsRequest,
-    EntryLeg,
-    ExpireHoldsRequest,
-    ExternalTransactionRequest,
-    OpenAccountRequest,
-    PlaceHoldRequest,
-    PostEntryRequest,
-    RecategorizeRequest,
-    ReleaseHoldRequest,
-    TransactionView,
-    TransferRequest,
 )
 from tests.ledger_support import (
     assert_ledger_ok,
@@ -209,7 +209,7 @@ async def test_open_account_creates_an_empty_open_account_and_system_accounts(
         ).scalars()
         kinds_list = list(kinds)
     assert account is not None
-    view = AccountView.of(account)
+    view = AccountRecord.of(account)
     assert (view.posted, view.held, view.available, view.status) == (0, 0, 0, AccountStatus.OPEN)
     assert view.name == "Yen wallet"
     assert ledger.is_valid_account_number(opened.number)
@@ -226,7 +226,7 @@ async def test_transfer_moves_money_and_writes_transactions_and_events(
     result = await run(
         sessions,
         ledger.transfer,
-        TransferRequest(
+        LedgerTransferInput(
             idempotency_key="t-1",
             from_account_id=main,
             to_account_id=savings,
@@ -257,7 +257,7 @@ async def test_transfer_moves_money_and_writes_transactions_and_events(
             .scalars()
             .all()
         )
-    by_account = {t.account_id: TransactionView.of(t) for t in rows}
+    by_account = {t.account_id: TransactionRecord.of(t) for t in rows}
     assert by_account[main].direction == "debit"
     assert by_account[main].amount == 2_500
     assert by_account[savings].direction == "credit"
@@ -281,7 +281,7 @@ async def test_transfer_to_another_customer_masks_their_account(sessions: Sessio
     result = await run(
         sessions,
         ledger.transfer,
-        TransferRequest(
+        LedgerTransferInput(
             idempotency_key="p2p",
             from_account_id=a,
             to_account_id=opened_b.account_id,
@@ -304,16 +304,16 @@ async def test_multi_leg_entry_may_span_currencies_when_each_balances(
     usd = await funded_account(sessions, owner, 0, "USD")
     async with transaction(sessions) as session:
         eur_sys = await ledger.ensure_system_accounts(
-            session, EnsureSystemAccountsRequest(currency="EUR")
+            session, EnsureSystemAccountsInput(currency="EUR")
         )
         usd_sys = await ledger.ensure_system_accounts(
-            session, EnsureSystemAccountsRequest(currency="USD")
+            session, EnsureSystemAccountsInput(currency="USD")
         )
 
     await run(
         sessions,
         ledger.post_entry,
-        PostEntryRequest(
+        PostEntryInput(
             idempotency_key="fx-1",
             kind="fx",
             description="EUR to USD",
@@ -336,7 +336,7 @@ async def test_hold_capture_posts_part_and_releases_the_rest(sessions: SessionFa
     placed = await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(
+        PlaceHoldInput(
             idempotency_key="h-1",
             account_id=account,
             amount=4_000,
@@ -348,7 +348,7 @@ async def test_hold_capture_posts_part_and_releases_the_rest(sessions: SessionFa
     assert await balances(sessions, account) == [(10_000, 4_000)]
 
     captured = await run(
-        sessions, ledger.capture_hold, CaptureHoldRequest(hold_id=placed.hold_id, amount=3_000)
+        sessions, ledger.capture_hold, CaptureHoldInput(hold_id=placed.hold_id, amount=3_000)
     )
 
     assert captured.status == "captured"
@@ -374,7 +374,7 @@ async def test_released_and_expired_holds_free_the_funds(sessions: SessionFactor
         await run(
             sessions,
             ledger.place_hold,
-            PlaceHoldRequest(
+            PlaceHoldInput(
                 idempotency_key=f"h-{n}",
                 account_id=account,
                 amount=1_000,
@@ -386,9 +386,9 @@ async def test_released_and_expired_holds_free_the_funds(sessions: SessionFactor
     ]
     assert await balances(sessions, account) == [(10_000, 2_000)]
 
-    released = await run(sessions, ledger.release_hold, ReleaseHoldRequest(hold_id=first.hold_id))
+    released = await run(sessions, ledger.release_hold, ReleaseHoldInput(hold_id=first.hold_id))
     expired = await run(
-        sessions, ledger.expire_holds, ExpireHoldsRequest(now=base + timedelta(hours=3))
+        sessions, ledger.expire_holds, ExpireHoldsInput(now=base + timedelta(hours=3))
     )
 
     assert released.status == "released"
@@ -414,7 +414,7 @@ async def test_close_account_sweeps_the_balance_to_a_sibling_account(
     closed = await run(
         sessions,
         ledger.close_account,
-        CloseAccountRequest(account_id=old, sweep_to_account_id=new, owner_user_id=owner),
+        CloseAccountInput(account_id=old, sweep_to_account_id=new, owner_user_id=owner),
     )
 
     assert (closed.swept_amount, closed.sweep_to_account_id) == (5_000, new)
@@ -435,7 +435,7 @@ async def test_external_card_and_cash_transactions_move_money_with_settlement(
     spent = await run(
         sessions,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=account,
             external_id="card-001",
             amount=1_250,
@@ -449,7 +449,7 @@ async def test_external_card_and_cash_transactions_move_money_with_settlement(
     deposited = await run(
         sessions,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=account,
             external_id="cash-001",
             amount=5_000,
@@ -489,7 +489,7 @@ async def test_recategorize_sets_the_category_and_emits_an_update(
     spent = await run(
         sessions,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=account,
             external_id="x1",
             amount=100,
@@ -502,7 +502,7 @@ async def test_recategorize_sets_the_category_and_emits_an_update(
     view = await run(
         sessions,
         ledger.recategorize_transaction,
-        RecategorizeRequest(
+        RecategorizeInput(
             transaction_id=spent.transaction_id, category="shopping", owner_user_id=owner
         ),
     )
@@ -526,7 +526,7 @@ async def test_full_text_search_matches_description_and_merchant(
         await run(
             sessions,
             ledger.record_external_transaction,
-            ExternalTransactionRequest(
+            ExternalEntryInput(
                 account_id=account,
                 external_id=f"fts-{n}",
                 amount=100,
@@ -579,7 +579,7 @@ async def pair(sessions: SessionFactory) -> tuple[uuid.UUID, uuid.UUID, uuid.UUI
 
 
 def _transfer(src: uuid.UUID, dst: uuid.UUID, amount: int, currency: str = "EUR") -> Any:
-    return TransferRequest(
+    return LedgerTransferInput(
         idempotency_key=f"bad-{uuid.uuid4()}",
         from_account_id=src,
         to_account_id=dst,
@@ -625,7 +625,7 @@ async def test_transfer_rejects_insufficient_available_funds(
     await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(idempotency_key="h", account_id=a, amount=600, currency="EUR"),
+        PlaceHoldInput(idempotency_key="h", account_id=a, amount=600, currency="EUR"),
     )
     # Posted is still 1000, but only 400 is available.
     await expect_rejection(
@@ -637,13 +637,13 @@ async def test_closed_accounts_take_no_postings(
     sessions: SessionFactory, pair: tuple[uuid.UUID, uuid.UUID, uuid.UUID]
 ) -> None:
     _, a, b = pair
-    await run(sessions, ledger.close_account, CloseAccountRequest(account_id=b))
+    await run(sessions, ledger.close_account, CloseAccountInput(account_id=b))
     await expect_rejection(sessions, ledger.ACCOUNT_CLOSED, ledger.transfer, _transfer(a, b, 100))
     await expect_rejection(
         sessions,
         ledger.ACCOUNT_CLOSED,
         ledger.place_hold,
-        PlaceHoldRequest(idempotency_key="h", account_id=b, amount=1, currency="EUR"),
+        PlaceHoldInput(idempotency_key="h", account_id=b, amount=1, currency="EUR"),
     )
 
 
@@ -661,7 +661,7 @@ async def test_unknown_and_foreign_accounts_look_the_same(
         sessions,
         ledger.UNKNOWN_ACCOUNT,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=b,
             external_id="e",
             amount=1,
@@ -674,7 +674,7 @@ async def test_unknown_and_foreign_accounts_look_the_same(
         sessions,
         ledger.UNKNOWN_ACCOUNT,
         ledger.close_account,
-        CloseAccountRequest(account_id=b, owner_user_id=stranger),
+        CloseAccountInput(account_id=b, owner_user_id=stranger),
     )
 
 
@@ -683,8 +683,8 @@ async def test_entries_must_balance_and_name_each_account_once(
 ) -> None:
     _, a, b = pair
 
-    def entry(*legs: tuple[uuid.UUID, int]) -> PostEntryRequest:
-        return PostEntryRequest(
+    def entry(*legs: tuple[uuid.UUID, int]) -> PostEntryInput:
+        return PostEntryInput(
             idempotency_key=f"e-{uuid.uuid4()}",
             legs=[EntryLeg(account_id=acc, amount=amt, currency="EUR") for acc, amt in legs],
         )
@@ -710,36 +710,36 @@ async def test_holds_are_resolved_once_and_never_past_their_amount_or_expiry(
         sessions,
         ledger.INSUFFICIENT_FUNDS,
         ledger.place_hold,
-        PlaceHoldRequest(idempotency_key="too-big", account_id=a, amount=1_001, currency="EUR"),
+        PlaceHoldInput(idempotency_key="too-big", account_id=a, amount=1_001, currency="EUR"),
     )
     placed = await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(idempotency_key="h", account_id=a, amount=500, currency="EUR"),
+        PlaceHoldInput(idempotency_key="h", account_id=a, amount=500, currency="EUR"),
     )
     await expect_rejection(
         sessions,
         ledger.INVALID_AMOUNT,
         ledger.capture_hold,
-        CaptureHoldRequest(hold_id=placed.hold_id, amount=501),
+        CaptureHoldInput(hold_id=placed.hold_id, amount=501),
     )
-    await run(sessions, ledger.release_hold, ReleaseHoldRequest(hold_id=placed.hold_id))
+    await run(sessions, ledger.release_hold, ReleaseHoldInput(hold_id=placed.hold_id))
     await expect_rejection(
         sessions,
         ledger.HOLD_ALREADY_RESOLVED,
         ledger.capture_hold,
-        CaptureHoldRequest(hold_id=placed.hold_id),
+        CaptureHoldInput(hold_id=placed.hold_id),
     )
     await expect_rejection(
         sessions,
         ledger.UNKNOWN_HOLD,
         ledger.release_hold,
-        ReleaseHoldRequest(hold_id=uuid.uuid4()),
+        ReleaseHoldInput(hold_id=uuid.uuid4()),
     )
     soon = await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(
+        PlaceHoldInput(
             idempotency_key="soon",
             account_id=a,
             amount=100,
@@ -753,7 +753,7 @@ async def test_holds_are_resolved_once_and_never_past_their_amount_or_expiry(
             {"id": soon.hold_id},
         )
     await expect_rejection(
-        sessions, ledger.HOLD_EXPIRED, ledger.capture_hold, CaptureHoldRequest(hold_id=soon.hold_id)
+        sessions, ledger.HOLD_EXPIRED, ledger.capture_hold, CaptureHoldInput(hold_id=soon.hold_id)
     )
 
 
@@ -762,32 +762,32 @@ async def test_closing_refuses_balances_and_holds_without_a_valid_sweep(
 ) -> None:
     owner, a, b = pair
     await expect_rejection(
-        sessions, ledger.ACCOUNT_NOT_EMPTY, ledger.close_account, CloseAccountRequest(account_id=a)
+        sessions, ledger.ACCOUNT_NOT_EMPTY, ledger.close_account, CloseAccountInput(account_id=a)
     )
     stranger_account = await funded_account(sessions, await new_user(sessions, "eve"), 0)
     await expect_rejection(
         sessions,
         ledger.UNKNOWN_ACCOUNT,
         ledger.close_account,
-        CloseAccountRequest(account_id=a, sweep_to_account_id=stranger_account),
+        CloseAccountInput(account_id=a, sweep_to_account_id=stranger_account),
     )
     dollars = await funded_account(sessions, owner, 0, "USD")
     await expect_rejection(
         sessions,
         ledger.CURRENCY_MISMATCH,
         ledger.close_account,
-        CloseAccountRequest(account_id=a, sweep_to_account_id=dollars),
+        CloseAccountInput(account_id=a, sweep_to_account_id=dollars),
     )
     await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(idempotency_key="h", account_id=a, amount=1, currency="EUR"),
+        PlaceHoldInput(idempotency_key="h", account_id=a, amount=1, currency="EUR"),
     )
     await expect_rejection(
         sessions,
         ledger.ACCOUNT_NOT_EMPTY,
         ledger.close_account,
-        CloseAccountRequest(account_id=a, sweep_to_account_id=b),
+        CloseAccountInput(account_id=a, sweep_to_account_id=b),
     )
 
 
@@ -799,7 +799,7 @@ async def test_bad_account_opening_and_categories_are_rejected(
         sessions,
         ledger.UNKNOWN_USER,
         ledger.open_account,
-        OpenAccountRequest(
+        OpenAccountInput(
             idempotency_key="o1", owner_user_id=uuid.uuid4(), currency="EUR", name="x"
         ),
     )
@@ -807,18 +807,18 @@ async def test_bad_account_opening_and_categories_are_rejected(
         sessions,
         ledger.UNKNOWN_CURRENCY,
         ledger.open_account,
-        OpenAccountRequest(idempotency_key="o2", owner_user_id=owner, currency="ABC", name="x"),
+        OpenAccountInput(idempotency_key="o2", owner_user_id=owner, currency="ABC", name="x"),
     )
     await expect_rejection(
         sessions,
         ledger.INVALID_REQUEST,
         ledger.open_account,
-        OpenAccountRequest(idempotency_key="o3", owner_user_id=owner, currency="EUR", name="  "),
+        OpenAccountInput(idempotency_key="o3", owner_user_id=owner, currency="EUR", name="  "),
     )
     spent = await run(
         sessions,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=a, external_id="c", amount=1, currency="EUR", direction="debit"
         ),
     )
@@ -826,13 +826,13 @@ async def test_bad_account_opening_and_categories_are_rejected(
         sessions,
         ledger.INVALID_CATEGORY,
         ledger.recategorize_transaction,
-        RecategorizeRequest(transaction_id=spent.transaction_id, category="yachts"),
+        RecategorizeInput(transaction_id=spent.transaction_id, category="yachts"),
     )
     await expect_rejection(
         sessions,
         ledger.UNKNOWN_TRANSACTION,
         ledger.recategorize_transaction,
-        RecategorizeRequest(
+        RecategorizeInput(
             transaction_id=spent.transaction_id, category="other", owner_user_id=uuid.uuid4()
         ),
     )
@@ -905,7 +905,7 @@ async def test_customer_transfers_cannot_touch_system_accounts(
     owner, a, _ = pair
     async with transaction(sessions) as session:
         system = await ledger.ensure_system_accounts(
-            session, EnsureSystemAccountsRequest(currency="EUR")
+            session, EnsureSystemAccountsInput(currency="EUR")
         )
     to_fees = _transfer(a, system.fees, 100).model_copy(update={"owner_user_id": owner})
 

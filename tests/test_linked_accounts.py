@@ -30,8 +30,8 @@ from api.services import Services
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.currency import format_amount
-from models.payment import LinkedAccount, LinkStatus
+from models.linking.tables import LinkedAccount, LinkStatus
+from models.money import format_amount
 from temporal.ids import link_account_workflow_id
 from tests import ledger_support
 from tests.flows import Customer, register_customer

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.iban import IBAN_LENGTHS, IbanError, format_iban, validate_iban
-from models.payment import PaymentMethod
+from models.payments.tables import PaymentMethod
 from tests.flows import Customer, register_customer
 
 SEPA_AND_MORE = {

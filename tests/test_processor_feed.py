@@ -21,7 +21,7 @@ from api.services import Services
 from core.db import SessionFactory
 from core.signatures import PROCESSOR_SIGNATURE_HEADER, sign
 from models.audit import AuditEvent
-from models.ledger import Direction
+from models.ledger.tables import Direction
 from processorsim import ProcessorFeed, processor_event
 from temporal import search_attributes
 from temporal.ids import external_transaction_workflow_id

@@ -20,9 +20,9 @@ from activities.providers.rail import RAIL_WEBHOOK_PATH
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.signatures import SIGNATURE_HEADER, sign
-from models.ledger import AccountKind, LedgerAccount, Transaction
-from models.payment import Payment, WebhookEvent
-from models.payment_payloads import RailPaymentSnapshot
+from models.ledger.tables import AccountKind, LedgerAccount, Transaction
+from models.payments.payloads import RailPaymentSnapshot
+from models.payments.tables import Payment, WebhookEvent
 from tests.payment_support import (  # noqa: F401 - fixtures
     Payer,
     api,

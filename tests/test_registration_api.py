@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
-from models.user import RecoveryCode, User, UserStatus
+from models.identity.tables import RecoveryCode, User, UserStatus
 from tests.flows import code_in, register_customer, start_registration, verify_email, wait_for_email
 
 

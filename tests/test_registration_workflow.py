@@ -21,9 +21,8 @@ from api.services import Services
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.auth_schemas import RegisterRequest
-from models.registration import Registration, RegistrationStatus
-from models.user import User
+from models.identity.schemas import RegistrationCreate
+from models.identity.tables import Registration, RegistrationStatus, User
 from temporal.ids import registration_workflow_id
 from tests.flows import register_customer
 from workers.assembly import WorkerDeps, build_workers
@@ -32,8 +31,8 @@ from workflows.registration import RegistrationWorkflow
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def _signup(email: str) -> RegisterRequest:
-    return RegisterRequest(
+def _signup(email: str) -> RegistrationCreate:
+    return RegistrationCreate(
         email=email,
         password="correct-horse-battery-staple-42",
         first_name="Ada",

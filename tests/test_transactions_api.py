@@ -22,8 +22,8 @@ from activities import ledger
 from api.auth.sessions import SessionService
 from api.services import Services
 from core.db import SessionFactory
-from models.ledger import Direction
-from models.ledger_payloads import ExternalTransactionRequest, PlaceHoldRequest
+from models.ledger.payloads import ExternalEntryInput, PlaceHoldInput
+from models.ledger.tables import Direction
 from tests.flows import fund
 from tests.ledger_support import assert_ledger_ok, new_user, open_account, run, snapshot
 
@@ -103,7 +103,7 @@ async def _seed(
     result = await run(
         sessions,
         ledger.record_external_transaction,
-        ExternalTransactionRequest(
+        ExternalEntryInput(
             account_id=uuid.UUID(account_id),
             external_id=f"seed-{uuid.uuid4()}",
             amount=amount,
@@ -330,7 +330,7 @@ async def test_list_filters(
     hold = await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(
+        PlaceHoldInput(
             idempotency_key=f"hold-{uuid.uuid4()}",
             account_id=uuid.UUID(eur),
             amount=999,
@@ -565,7 +565,7 @@ async def test_analytics_totals_per_category_and_month(
     await run(
         sessions,
         ledger.place_hold,
-        PlaceHoldRequest(
+        PlaceHoldInput(
             idempotency_key="pending-hotel",
             account_id=uuid.UUID(eur),
             amount=10_000,

@@ -18,8 +18,8 @@ from activities.ledger_verify import verify_ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.ledger import JournalEntry
-from models.payment import Payment, PaymentStatus
+from models.ledger.tables import JournalEntry
+from models.payments.tables import Payment, PaymentStatus
 from tests.conftest import TEST_SECRET, RunningWorkers
 from tests.flows import fund, register_customer
 

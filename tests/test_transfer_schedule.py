@@ -20,8 +20,8 @@ from api.services import Services
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.payment import Payment, PaymentStatus
-from models.payment_payloads import PaymentState
+from models.payments.payloads import PaymentState
+from models.payments.tables import Payment, PaymentStatus
 from temporal.ids import transfer_workflow_id
 from tests import ledger_support
 from workers.assembly import WorkerDeps, build_workers

@@ -7,8 +7,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from models.account_schemas import AccountClosureInput, AccountClosureState
-    from models.ledger_payloads import CloseAccountRequest, ClosedAccount
+    from models.accounts.payloads import AccountClosureInput, AccountClosureState
+    from models.ledger.payloads import CloseAccountInput, ClosedAccount
     from temporal import search_attributes
     from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY
 
@@ -28,7 +28,7 @@ class AccountClosureWorkflow:
         try:
             closed = await workflow.execute_activity_method(
                 LedgerActivities.close_account,
-                CloseAccountRequest(
+                CloseAccountInput(
                     account_id=inp.account_id,
                     sweep_to_account_id=inp.sweep_to_account_id,
                     owner_user_id=inp.owner_user_id,

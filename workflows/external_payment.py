@@ -38,20 +38,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
     from activities.providers.rail import NON_RETRYABLE_RAIL_ERRORS, RailRejectedError
     from activities.rail_payments import RailActivities
-    from models.ledger_payloads import CaptureHoldRequest, PlaceHoldRequest, ReleaseHoldRequest
-    from models.payment import PaymentStatus
-    from models.payment_payloads import (
+    from models.ledger.payloads import CaptureHoldInput, PlaceHoldInput, ReleaseHoldInput
+    from models.payments.payloads import (
         ApprovalDecision,
         ExternalPaymentInput,
         PaymentState,
         PaymentStatusChange,
-        RailCancelRequest,
+        RailCancelInput,
         RailLookup,
         RailPaymentSnapshot,
-        RailStatusRequest,
-        RailSubmitRequest,
+        RailStatusInput,
+        RailSubmitInput,
         RiskInput,
     )
+    from models.payments.tables import PaymentStatus
     from temporal import search_attributes
     from temporal.queues import DB_RETRY, EXTERNAL_ACTIVITY_TIMEOUT
 
@@ -228,7 +228,7 @@ class ExternalPaymentWorkflow:
         try:
             hold = await workflow.execute_activity_method(
                 LedgerActivities.place_hold,
-                PlaceHoldRequest(
+                PlaceHoldInput(
                     idempotency_key=f"payment:{inp.payment_id}:hold",
                     account_id=inp.from_account_id,
                     amount=inp.amount,
@@ -287,7 +287,7 @@ class ExternalPaymentWorkflow:
         self._submit_started = True
         handle = workflow.start_activity_method(
             RailActivities.submit,
-            RailSubmitRequest(
+            RailSubmitInput(
                 reference=str(inp.payment_id),
                 amount=inp.amount,
                 currency=inp.currency,
@@ -385,7 +385,7 @@ class ExternalPaymentWorkflow:
         try:
             answer = await workflow.execute_activity_method(
                 RailActivities.cancel,
-                RailCancelRequest(
+                RailCancelInput(
                     rail_payment_id=rail_payment_id, reference=str(self._inp.payment_id)
                 ),
                 task_queue=self._inp.rail_task_queue,
@@ -414,7 +414,7 @@ class ExternalPaymentWorkflow:
             try:
                 await workflow.execute_activity_method(
                     LedgerActivities.capture_hold,
-                    CaptureHoldRequest(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
+                    CaptureHoldInput(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
                     start_to_close_timeout=self._db_timeout,
                     retry_policy=DB_RETRY,
                 )
@@ -479,7 +479,7 @@ class ExternalPaymentWorkflow:
         try:
             return await workflow.execute_activity_method(
                 RailActivities.status,
-                RailStatusRequest(reference=str(self._inp.payment_id)),
+                RailStatusInput(reference=str(self._inp.payment_id)),
                 task_queue=self._inp.rail_task_queue,
                 start_to_close_timeout=EXTERNAL_ACTIVITY_TIMEOUT,
                 heartbeat_timeout=RAIL_HEARTBEAT_TIMEOUT,
@@ -494,7 +494,7 @@ class ExternalPaymentWorkflow:
         try:
             await workflow.execute_activity_method(
                 LedgerActivities.release_hold,
-                ReleaseHoldRequest(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
+                ReleaseHoldInput(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
                 start_to_close_timeout=self._db_timeout,
                 retry_policy=DB_RETRY,
             )

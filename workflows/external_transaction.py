@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from models.transaction_schemas import (
+    from models.transactions.payloads import (
         ExternalTransactionInput,
         ExternalTransactionState,
         RecordedExternalTransaction,

@@ -18,15 +18,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.linking import MICRO_DEPOSIT_REFUSED, LinkingActivities
     from activities.providers.rail import NON_RETRYABLE_RAIL_ERRORS
-    from models.linking_payloads import (
+    from models.linking.payloads import (
         CheckAmountsInput,
-        ConfirmLinkRequest,
+        ConfirmLinkInput,
         LinkAccountInput,
         LinkState,
         LinkStatusChange,
         MicroDepositsInput,
     )
-    from models.payment import LinkStatus
+    from models.linking.tables import LinkStatus
     from temporal import search_attributes
     from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY, EXTERNAL_ACTIVITY_TIMEOUT
 
@@ -102,7 +102,7 @@ class LinkAccountWorkflow:
         return self._state
 
     @workflow.update
-    async def confirm(self, req: ConfirmLinkRequest) -> LinkState:
+    async def confirm(self, req: ConfirmLinkInput) -> LinkState:
         """Check the two amounts; a wrong answer costs an attempt, the last one fails the link."""
         async with self._lock:
             self._require_confirmable()
@@ -133,7 +133,7 @@ class LinkAccountWorkflow:
             )
 
     @confirm.validator
-    def _validate_confirm(self, req: ConfirmLinkRequest) -> None:
+    def _validate_confirm(self, req: ConfirmLinkInput) -> None:
         self._require_confirmable()
 
     def _require_confirmable(self) -> None:

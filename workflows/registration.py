@@ -10,18 +10,18 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.registration import RegistrationActivities
-    from models.registration import RegistrationStatus
-    from models.registration_payloads import (
+    from models.identity.payloads import (
         ActivateInput,
         CheckCodeInput,
         CloseRegistrationInput,
-        CompleteMfaRequest,
+        CompleteMfaInput,
         RegistrationInput,
         RegistrationResult,
         RegistrationState,
         SendCodeInput,
-        VerifyEmailRequest,
+        VerifyEmailInput,
     )
+    from models.identity.tables import RegistrationStatus
     from temporal import search_attributes
     from temporal.queues import (
         DB_ACTIVITY_TIMEOUT,
@@ -75,7 +75,7 @@ class RegistrationWorkflow:
         )
 
     @workflow.update
-    async def verify_email(self, req: VerifyEmailRequest) -> RegistrationState:
+    async def verify_email(self, req: VerifyEmailInput) -> RegistrationState:
         """Check a code; a wrong one costs an attempt, the last wrong one fails the registration."""
         async with self._lock:
             self._require(RegistrationStatus.AWAITING_EMAIL_VERIFICATION)
@@ -114,7 +114,7 @@ class RegistrationWorkflow:
             )
 
     @verify_email.validator
-    def _validate_verify_email(self, req: VerifyEmailRequest) -> None:
+    def _validate_verify_email(self, req: VerifyEmailInput) -> None:
         self._require(RegistrationStatus.AWAITING_EMAIL_VERIFICATION)
 
     @workflow.update
@@ -137,7 +137,7 @@ class RegistrationWorkflow:
         self._require(RegistrationStatus.AWAITING_EMAIL_VERIFICATION)
 
     @workflow.update
-    async def complete_mfa(self, req: CompleteMfaRequest) -> RegistrationState:
+    async def complete_mfa(self, req: CompleteMfaInput) -> RegistrationState:
         """Activate the user once the API has verified the first TOTP code."""
         async with self._lock:
             self._require(RegistrationStatus.AWAITING_MFA)
@@ -155,7 +155,7 @@ class RegistrationWorkflow:
             return self.status()
 
     @complete_mfa.validator
-    def _validate_complete_mfa(self, req: CompleteMfaRequest) -> None:
+    def _validate_complete_mfa(self, req: CompleteMfaInput) -> None:
         self._require(RegistrationStatus.AWAITING_MFA)
 
     def _require(self, expected: RegistrationStatus) -> None:

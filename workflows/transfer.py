@@ -19,14 +19,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities, transfer_key
-    from models.ledger_payloads import TransferRequest
-    from models.payment import PaymentStatus
-    from models.payment_payloads import (
-        PaymentState,
-        PaymentStatusChange,
-        RiskInput,
-        TransferInput,
-    )
+    from models.ledger.payloads import LedgerTransferInput
+    from models.payments.payloads import PaymentState, PaymentStatusChange, RiskInput, TransferInput
+    from models.payments.tables import PaymentStatus
     from temporal import search_attributes
     from temporal.queues import DB_RETRY
 
@@ -75,7 +70,7 @@ class TransferWorkflow:
         try:
             posted = await self._db_step(
                 PaymentActivities.post_transfer,
-                TransferRequest(
+                LedgerTransferInput(
                     idempotency_key=transfer_key(inp.payment_id),
                     from_account_id=inp.from_account_id,
                     to_account_id=inp.to_account_id,

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from core import errors
 from core.settings import Settings
-from models.registration import RegistrationStatus
-from models.registration_payloads import RegistrationState
+from models.identity.payloads import RegistrationState
+from models.identity.tables import RegistrationStatus
 
 KEY = "registration:decoy:{}"
 

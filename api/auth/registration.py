@@ -30,16 +30,15 @@ from core.crypto import hash_password
 from core.db import transaction
 from core.passwords import password_problems
 from models.audit import record_audit
-from models.auth_schemas import RegisterRequest
-from models.registration import Registration, RegistrationStatus
-from models.registration_payloads import (
-    CompleteMfaRequest,
+from models.identity.payloads import (
+    CompleteMfaInput,
     RegistrationInput,
     RegistrationResult,
     RegistrationState,
-    VerifyEmailRequest,
+    VerifyEmailInput,
 )
-from models.user import User, UserStatus
+from models.identity.schemas import RegistrationCreate
+from models.identity.tables import Registration, RegistrationStatus, User, UserStatus
 from temporal import search_attributes
 from temporal.ids import registration_workflow_id
 from workflows.registration import RegistrationWorkflow
@@ -88,7 +87,7 @@ class RegistrationService:
         self.s = services
         self._decoys = DecoyRegistrations(services.redis, services.settings)
 
-    async def register(self, body: RegisterRequest, client: str) -> uuid.UUID:
+    async def register(self, body: RegistrationCreate, client: str) -> uuid.UUID:
         """Create a pending user and start its RegistrationWorkflow; returns the registration id.
 
         An email that already has an account gets the same answer and nothing is created.
@@ -209,7 +208,7 @@ class RegistrationService:
             registration_id,
             self._handle(registration_id).execute_update(
                 RegistrationWorkflow.verify_email,
-                VerifyEmailRequest(code_digest=digest),
+                VerifyEmailInput(code_digest=digest),
             ),
         )
 
@@ -272,7 +271,7 @@ class RegistrationService:
             registration_id,
             self._handle(registration_id).execute_update(
                 RegistrationWorkflow.complete_mfa,
-                CompleteMfaRequest(recovery_code_digests=digests),
+                CompleteMfaInput(recovery_code_digests=digests),
             ),
         )
         return codes

@@ -19,10 +19,16 @@ from core import errors
 from core.crypto import verify_password
 from core.db import transaction
 from models.audit import record_audit
-from models.auth_schemas import LoginRequest, TokenPair
 from models.base import utcnow
-from models.registration import Registration, RegistrationStatus
-from models.user import RecoveryCode, RefreshToken, User, UserStatus
+from models.identity.schemas import LoginBody, TokenPair
+from models.identity.tables import (
+    RecoveryCode,
+    RefreshToken,
+    Registration,
+    RegistrationStatus,
+    User,
+    UserStatus,
+)
 
 REVOKED_FAMILY_KEY = "auth:revoked-family:{}"
 
@@ -38,7 +44,7 @@ class SessionService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def login(self, body: LoginRequest, client: str) -> TokenPair:
+    async def login(self, body: LoginBody, client: str) -> TokenPair:
         """Password, then a TOTP or recovery code; a missing code answers an MFA challenge."""
         user = await self._first_factor(body, client)
         account = self._account_key(user.email)
@@ -66,7 +72,7 @@ class SessionService:
         await self.s.throttle.record_success(account)
         return await self.issue_session(user.id)
 
-    async def _first_factor(self, body: LoginRequest, client: str) -> User:
+    async def _first_factor(self, body: LoginBody, client: str) -> User:
         if body.challenge_token:
             claims = self.s.tokens.verify(body.challenge_token, "mfa_challenge")
             async with self.s.sessions() as session:
@@ -110,7 +116,7 @@ class SessionService:
             registration_id=str(registration.id) if registration else None
         )
 
-    async def _second_factor(self, session: AsyncSession, user: User, body: LoginRequest) -> bool:
+    async def _second_factor(self, session: AsyncSession, user: User, body: LoginBody) -> bool:
         if body.totp_code:
             return await totp.consume_totp(session, self.s.crypto, user, body.totp_code)
         assert body.recovery_code is not None

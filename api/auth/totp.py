@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.crypto import Crypto
-from models.user import User
+from models.identity.tables import User
 
 ISSUER_NAME = "VortexCore"
 STEP_SECONDS = 30

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from core import errors
 from core.db import SessionFactory, transaction
-from models.payment import Payment
+from models.payments.tables import Payment
 
 MAX_KEY_LENGTH = 200
 

@@ -23,20 +23,20 @@ from api.deps import ClientDep, CurrentUser, ServicesDep
 from api.ledger_errors import application_error, as_problem
 from core import errors
 from core.db import transaction
-from models.account_schemas import (
+from models.accounts.payloads import AccountClosureInput
+from models.accounts.schemas import (
     AccountClosed,
-    AccountClosureInput,
+    AccountCreate,
     AccountList,
-    AccountOpen,
-    AccountRename,
-    AccountView,
+    AccountPublic,
+    AccountUpdate,
     Balance,
 )
 from models.audit import record_audit
 from models.base import utcnow
-from models.ledger import AccountKind, AccountStatus, LedgerAccount
-from models.ledger_payloads import OpenAccountRequest
-from models.money_schemas import Money
+from models.ledger.payloads import OpenAccountInput
+from models.ledger.tables import AccountKind, AccountStatus, LedgerAccount
+from models.money import Money
 from temporal import search_attributes
 from temporal.ids import account_closure_workflow_id
 from workflows.account_closure import AccountClosureWorkflow
@@ -58,11 +58,11 @@ def balance_of(account: LedgerAccount) -> Balance:
     )
 
 
-def view_of(account: LedgerAccount) -> AccountView:
+def view_of(account: LedgerAccount) -> AccountPublic:
     """The API view of an account row."""
     assert account.number is not None
     assert account.type is not None
-    return AccountView(
+    return AccountPublic(
         id=account.id,
         number=account.number,
         name=account.name,
@@ -105,12 +105,12 @@ async def list_accounts(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def open_new_account(
-    body: AccountOpen,
+    body: AccountCreate,
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
     idempotency_key: IdempotencyKey = None,
-) -> AccountView:
+) -> AccountPublic:
     """Open an account; with an Idempotency-Key a retried request returns the same account."""
     key = f"open:{user.id}:{_digest(idempotency_key) if idempotency_key else uuid.uuid4()}"
     async with transaction(services.sessions) as session:
@@ -127,7 +127,7 @@ async def open_new_account(
         try:
             opened = await open_account(
                 session,
-                OpenAccountRequest(
+                OpenAccountInput(
                     idempotency_key=key,
                     owner_user_id=user.id,
                     currency=body.currency,
@@ -151,7 +151,7 @@ async def open_new_account(
 @router.get("/{account_id}")
 async def get_account(
     account_id: uuid.UUID, user: CurrentUser, services: ServicesDep
-) -> AccountView:
+) -> AccountPublic:
     """One of the caller's accounts."""
     async with services.sessions() as session:
         return view_of(await owned_account(session, user.id, account_id))
@@ -160,11 +160,11 @@ async def get_account(
 @router.put("/{account_id}")
 async def rename_account(
     account_id: uuid.UUID,
-    body: AccountRename,
+    body: AccountUpdate,
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
-) -> AccountView:
+) -> AccountPublic:
     """Rename an account (balance, owner, status and currency are not writable)."""
     async with transaction(services.sessions) as session:
         account = await owned_account(session, user.id, account_id, lock=True)

@@ -11,25 +11,24 @@ from api.auth.sessions import SessionService
 from api.deps import AccessClaims, ClientDep, CurrentUser, RegistrationClaims, ServicesDep
 from core.db import transaction
 from models.audit import record_audit
-from models.auth_schemas import (
+from models.base import utcnow
+from models.identity.payloads import RegistrationState
+from models.identity.schemas import (
     EmailVerified,
-    LoginRequest,
+    LoginBody,
     MfaActivated,
     MfaSetup,
-    Profile,
+    ProfilePublic,
     ProfileUpdate,
-    RefreshRequest,
-    RegisterRequest,
+    RefreshBody,
     RegistrationAccepted,
-    RegistrationView,
+    RegistrationCreate,
+    RegistrationPublic,
     TokenPair,
     TotpCodeBody,
     VerifyEmailBody,
 )
-from models.base import utcnow
-from models.registration import Registration, RegistrationStatus
-from models.registration_payloads import RegistrationState
-from models.user import User
+from models.identity.tables import Registration, RegistrationStatus, User
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -40,7 +39,7 @@ def _status_url(registration_id: uuid.UUID) -> str:
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED)
 async def register(
-    body: RegisterRequest, services: ServicesDep, client: ClientDep
+    body: RegistrationCreate, services: ServicesDep, client: ClientDep
 ) -> RegistrationAccepted:
     """Start a registration; a verification code is emailed. Same answer for a taken email."""
     registration_id = await RegistrationService(services).register(body, client)
@@ -51,10 +50,10 @@ async def register(
     )
 
 
-def _view(state: RegistrationState | Registration) -> RegistrationView:
+def _view(state: RegistrationState | Registration) -> RegistrationPublic:
     if isinstance(state, Registration):
-        return RegistrationView(registration_id=state.id, status=RegistrationStatus(state.status))
-    return RegistrationView(
+        return RegistrationPublic(registration_id=state.id, status=RegistrationStatus(state.status))
+    return RegistrationPublic(
         registration_id=state.registration_id,
         status=state.status,
         attempts_left=state.attempts_left,
@@ -66,7 +65,7 @@ def _view(state: RegistrationState | Registration) -> RegistrationView:
 @router.get("/registrations/{registration_id}")
 async def registration_status(
     registration_id: uuid.UUID, services: ServicesDep
-) -> RegistrationView:
+) -> RegistrationPublic:
     """Status of a registration (the workflow's query while it runs)."""
     return _view(await RegistrationService(services).state(registration_id))
 
@@ -89,7 +88,7 @@ async def verify_email(
 
 
 @router.post("/registrations/{registration_id}/resend-code", status_code=status.HTTP_202_ACCEPTED)
-async def resend_code(registration_id: uuid.UUID, services: ServicesDep) -> RegistrationView:
+async def resend_code(registration_id: uuid.UUID, services: ServicesDep) -> RegistrationPublic:
     """Email a new code (after a cooldown); earlier codes stop working."""
     return _view(await RegistrationService(services).resend_code(registration_id))
 
@@ -117,13 +116,13 @@ async def mfa_verify(
 
 
 @router.post("/login")
-async def login(body: LoginRequest, services: ServicesDep, client: ClientDep) -> TokenPair:
+async def login(body: LoginBody, services: ServicesDep, client: ClientDep) -> TokenPair:
     """Log in with password and a TOTP or recovery code (401 mfa-required asks for the code)."""
     return await SessionService(services).login(body, client)
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshRequest, services: ServicesDep, client: ClientDep) -> TokenPair:
+async def refresh(body: RefreshBody, services: ServicesDep, client: ClientDep) -> TokenPair:
     """Exchange a refresh token for a new pair; reuse of an old one revokes the session."""
     return await SessionService(services).refresh(body.refresh_token, client)
 
@@ -135,12 +134,12 @@ async def logout(claims: AccessClaims, services: ServicesDep, client: ClientDep)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _profile(user: User) -> Profile:
-    return Profile.model_validate(user, from_attributes=True)
+def _profile(user: User) -> ProfilePublic:
+    return ProfilePublic.model_validate(user, from_attributes=True)
 
 
 @router.get("/profile")
-async def get_profile(user: CurrentUser) -> Profile:
+async def get_profile(user: CurrentUser) -> ProfilePublic:
     """The caller's profile."""
     return _profile(user)
 
@@ -148,7 +147,7 @@ async def get_profile(user: CurrentUser) -> Profile:
 @router.patch("/profile")
 async def update_profile(
     body: ProfileUpdate, user: CurrentUser, services: ServicesDep, client: ClientDep
-) -> Profile:
+) -> ProfilePublic:
     """Change first or last name (nothing else is writable)."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     async with transaction(services.sessions) as session:

@@ -41,12 +41,17 @@ from api.services import Services
 from core import errors
 from core.db import transaction
 from models.audit import record_audit
-from models.external_payment_schemas import ApproveBody, ExternalPaymentBody
-from models.ledger import AccountStatus, LedgerAccount
-from models.money_schemas import Money
-from models.payment import Payment, PaymentKind, PaymentMethod, PaymentMethodKind, PaymentStatus
-from models.payment_payloads import ApprovalDecision, ExternalPaymentInput, PaymentState
-from models.payment_schemas import PaymentView
+from models.ledger.tables import AccountStatus, LedgerAccount
+from models.money import Money
+from models.payments.payloads import ApprovalDecision, ExternalPaymentInput, PaymentState
+from models.payments.schemas import ApproveBody, ExternalPaymentCreate, PaymentPublic
+from models.payments.tables import (
+    Payment,
+    PaymentKind,
+    PaymentMethod,
+    PaymentMethodKind,
+    PaymentStatus,
+)
 from temporal.ids import external_payment_workflow_id
 from workflows.external_payment import ExternalPaymentWorkflow
 
@@ -55,7 +60,7 @@ POLL_BACKOFF_CAP = 20  # polling the rail backs off up to this many times the ba
 
 
 def _check_payment(
-    source: LedgerAccount, method: PaymentMethod, body: ExternalPaymentBody, amount: int
+    source: LedgerAccount, method: PaymentMethod, body: ExternalPaymentCreate, amount: int
 ) -> None:
     if method.kind != PaymentMethodKind.IBAN:
         raise LedgerProblem(
@@ -74,13 +79,13 @@ def _check_payment(
 
 @router.post("/external", status_code=status.HTTP_202_ACCEPTED)
 async def create_external_payment(
-    body: ExternalPaymentBody,
+    body: ExternalPaymentCreate,
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> PaymentView:
+) -> PaymentPublic:
     """Pay a saved IBAN beneficiary (ExternalPaymentWorkflow); 202 with the status URL."""
     key = key_digest(idempotency_key)
     amount = minor_amount(body.amount, body.currency)
@@ -143,7 +148,7 @@ async def create_external_payment(
 
 async def _answer(
     services: Services, user_id: uuid.UUID, payment: Payment, *, created: bool, response: Response
-) -> PaymentView:
+) -> PaymentPublic:
     if not PaymentStatus(payment.status).is_terminal:
         await _start(services, payment)  # attach on a retry: also heals a start that was lost
     if not created:
@@ -218,7 +223,7 @@ async def approve_payment(
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
-) -> PaymentView:
+) -> PaymentPublic:
     """Approve a payment held for review with a TOTP code (checked here, never sent on)."""
     slug = "not-awaiting-approval"
     _, handle, state = await _external_handle(services, user.id, payment_id, slug)
@@ -254,7 +259,7 @@ async def approve_payment(
 @router.post("/{payment_id}/retry", status_code=status.HTTP_202_ACCEPTED)
 async def retry_payment(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
-) -> PaymentView:
+) -> PaymentPublic:
     """Submit again a payment waiting in `requires_action` (sends the `ops_retry` signal)."""
     slug = "not-retryable"
     _, handle, state = await _external_handle(services, user.id, payment_id, slug)

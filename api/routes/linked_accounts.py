@@ -29,17 +29,17 @@ from core import errors
 from core.db import transaction
 from core.iban import IbanError, validate_iban
 from models.audit import record_audit
-from models.currency import AmountError, CurrencyError, format_amount, parse_amount
-from models.ledger import AccountStatus
-from models.linking_payloads import ConfirmLinkRequest, LinkAccountInput, LinkState
-from models.linking_schemas import (
+from models.ledger.tables import AccountStatus
+from models.linking.payloads import ConfirmLinkInput, LinkAccountInput, LinkState
+from models.linking.schemas import (
     ConfirmLinkBody,
     LinkAccepted,
-    LinkAccountBody,
+    LinkedAccountCreate,
     LinkedAccountList,
-    LinkedAccountView,
+    LinkedAccountPublic,
 )
-from models.payment import LinkedAccount, LinkStatus
+from models.linking.tables import LinkedAccount, LinkStatus
+from models.money import AmountError, CurrencyError, format_amount, parse_amount
 from temporal import search_attributes
 from temporal.ids import link_account_workflow_id
 from workflows.link_account import LinkAccountWorkflow
@@ -71,9 +71,9 @@ def mask_iban(iban: str) -> str:
     return f"{iban[:4]} **** {iban[-4:]}"
 
 
-def link_view(link: LinkedAccount, state: LinkState | None = None) -> LinkedAccountView:
+def link_view(link: LinkedAccount, state: LinkState | None = None) -> LinkedAccountPublic:
     """The API view of a link row, with the workflow's live state when given."""
-    view = LinkedAccountView(
+    view = LinkedAccountPublic(
         id=link.id,
         account_id=link.account_id,
         iban_masked=mask_iban(link.iban),
@@ -145,7 +145,7 @@ async def start_link_workflow(services: Services, link: LinkedAccount, currency:
 @router.post("/{account_id}/link", status_code=status.HTTP_202_ACCEPTED)
 async def link_external_account(
     account_id: uuid.UUID,
-    body: LinkAccountBody,
+    body: LinkedAccountCreate,
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
@@ -260,7 +260,7 @@ async def list_links(
 @router.get("/{account_id}/links/{link_id}")
 async def get_link(
     account_id: uuid.UUID, link_id: LinkId, user: CurrentUser, services: ServicesDep
-) -> LinkedAccountView:
+) -> LinkedAccountPublic:
     """One link: live from the workflow's `status` query while pending, PostgreSQL after."""
     link = await owned_link(services, user.id, account_id, link_id)
     if LinkStatus(link.status) in _TERMINAL:
@@ -282,7 +282,7 @@ async def confirm_link(
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
-) -> LinkedAccountView:
+) -> LinkedAccountPublic:
     """Confirm the two micro-deposit amounts (any order); wrong answers cost an attempt."""
     async with services.sessions() as session:
         account = await owned_account(session, user.id, account_id)
@@ -296,7 +296,7 @@ async def confirm_link(
     handle = services.temporal.get_workflow_handle_for(LinkAccountWorkflow.run, link.workflow_id)
     try:
         state = await handle.execute_update(
-            LinkAccountWorkflow.confirm, ConfirmLinkRequest(amounts_digest=digest)
+            LinkAccountWorkflow.confirm, ConfirmLinkInput(amounts_digest=digest)
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause

@@ -21,20 +21,16 @@ from core.db import transaction
 from core.iban import IbanError, validate_iban
 from models.audit import record_audit
 from models.base import utcnow
-from models.external_payment_schemas import (
-    PaymentMethodBody,
-    PaymentMethodList,
-    PaymentMethodView,
-)
-from models.payment import PaymentMethod, PaymentMethodKind
+from models.payments.schemas import PaymentMethodCreate, PaymentMethodList, PaymentMethodPublic
+from models.payments.tables import PaymentMethod, PaymentMethodKind
 
 router = APIRouter(prefix="/api/payments/methods", tags=["payment methods"])
 PAGE_MAX = 200
 
 
-def payment_method_view(method: PaymentMethod) -> PaymentMethodView:
+def payment_method_view(method: PaymentMethod) -> PaymentMethodPublic:
     """The API view of a payment method (a card's token is never shown)."""
-    return PaymentMethodView(
+    return PaymentMethodPublic(
         id=method.id,
         kind=method.kind,
         name=method.name,
@@ -77,7 +73,7 @@ async def list_payment_methods(
         return PaymentMethodList(items=[payment_method_view(m) for m in rows])
 
 
-def _new_method(user_id: uuid.UUID, body: PaymentMethodBody) -> PaymentMethod:
+def _new_method(user_id: uuid.UUID, body: PaymentMethodCreate) -> PaymentMethod:
     if body.kind == PaymentMethodKind.IBAN:
         assert body.iban is not None
         assert body.name is not None
@@ -105,8 +101,8 @@ def _new_method(user_id: uuid.UUID, body: PaymentMethodBody) -> PaymentMethod:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_payment_method(
-    body: PaymentMethodBody, user: CurrentUser, services: ServicesDep, client: ClientDep
-) -> PaymentMethodView:
+    body: PaymentMethodCreate, user: CurrentUser, services: ServicesDep, client: ClientDep
+) -> PaymentMethodPublic:
     """Save a beneficiary (IBAN checked: country length and mod-97) or a card token."""
     method = _new_method(user.id, body)
     async with transaction(services.sessions) as session:

@@ -38,12 +38,11 @@ from core import errors
 from core.db import transaction
 from models.audit import record_audit
 from models.base import utcnow
-from models.currency import AmountError, CurrencyError, parse_amount
-from models.ledger import AccountKind, AccountStatus, LedgerAccount
-from models.money_schemas import Money
-from models.payment import Payment, PaymentKind, PaymentStatus
-from models.payment_payloads import PaymentState, TransferInput
-from models.payment_schemas import PaymentPage, PaymentStatusView, PaymentView, TransferBody
+from models.ledger.tables import AccountKind, AccountStatus, LedgerAccount
+from models.money import AmountError, CurrencyError, Money, parse_amount
+from models.payments.payloads import PaymentState, TransferInput
+from models.payments.schemas import PaymentPage, PaymentPublic, PaymentStatusPublic, TransferCreate
+from models.payments.tables import Payment, PaymentKind, PaymentStatus
 from temporal import search_attributes
 from temporal.ids import transfer_workflow_id
 from workflows.transfer import TransferWorkflow
@@ -54,9 +53,9 @@ MAX_SCHEDULE_AHEAD = timedelta(days=365)
 PAGE_MAX = 100
 
 
-def payment_view(payment: Payment) -> PaymentView:
+def payment_view(payment: Payment) -> PaymentPublic:
     """The API view of a payment row."""
-    return PaymentView(
+    return PaymentPublic(
         id=payment.id,
         kind=payment.kind,
         status=payment.status,
@@ -94,7 +93,7 @@ async def owned_payment(services: Services, user_id: uuid.UUID, payment_id: uuid
 
 
 async def _accounts(
-    session: AsyncSession, user_id: uuid.UUID, body: TransferBody
+    session: AsyncSession, user_id: uuid.UUID, body: TransferCreate
 ) -> tuple[LedgerAccount, LedgerAccount]:
     """The caller's source account and the destination (own by id, anyone's by number)."""
     source = await owned_account(session, user_id, body.from_account_id)
@@ -114,7 +113,7 @@ async def _accounts(
 
 
 def _check_transfer(
-    source: LedgerAccount, dest: LedgerAccount, body: TransferBody, amount: int
+    source: LedgerAccount, dest: LedgerAccount, body: TransferCreate, amount: int
 ) -> None:
     if source.id == dest.id:
         raise LedgerProblem(422, "same-account", "source and destination are the same account")
@@ -151,13 +150,13 @@ def ensure_available(source: LedgerAccount, amount: int) -> None:
 
 @router.post("/transfer", status_code=status.HTTP_202_ACCEPTED)
 async def create_transfer(
-    body: TransferBody,
+    body: TransferCreate,
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> PaymentView:
+) -> PaymentPublic:
     """Transfer between the caller's accounts or to another customer (TransferWorkflow)."""
     key = key_digest(idempotency_key)
     amount = minor_amount(body.amount, body.currency)
@@ -307,7 +306,7 @@ async def list_payments(
 @router.get("/{payment_id}")
 async def get_payment(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep
-) -> PaymentView:
+) -> PaymentPublic:
     """One of the caller's payments."""
     return payment_view(await owned_payment(services, user.id, payment_id))
 
@@ -315,14 +314,14 @@ async def get_payment(
 @router.get("/{payment_id}/status")
 async def payment_status(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep
-) -> PaymentStatusView:
+) -> PaymentStatusPublic:
     """Live status: the workflow's query while it runs, PostgreSQL once it has finished."""
     payment = await owned_payment(services, user.id, payment_id)
     if not PaymentStatus(payment.status).is_terminal:
         handle = services.temporal.get_workflow_handle(payment.workflow_id)
         try:
             state = await handle.query("status", result_type=PaymentState)
-            return PaymentStatusView(
+            return PaymentStatusPublic(
                 payment_id=payment_id,
                 status=state.status,
                 failure_reason=state.failure_reason,
@@ -330,7 +329,7 @@ async def payment_status(
             )
         except RPCError:
             payment = await owned_payment(services, user.id, payment_id)
-    return PaymentStatusView(
+    return PaymentStatusPublic(
         payment_id=payment_id,
         status=payment.status,
         failure_reason=payment.failure_reason,
@@ -341,7 +340,7 @@ async def payment_status(
 @router.post("/{payment_id}/cancel")
 async def cancel_payment(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
-) -> PaymentView:
+) -> PaymentPublic:
     """Cancel a payment while it is still cancellable (its workflow's `cancel` update decides)."""
     payment = await owned_payment(services, user.id, payment_id)
     if PaymentStatus(payment.status).is_terminal:

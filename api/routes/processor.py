@@ -44,15 +44,11 @@ from core.errors import AppError
 from core.signatures import PROCESSOR_SIGNATURE_HEADER, verify
 from models.audit import record_audit
 from models.base import utcnow
-from models.ledger import AccountKind, LedgerAccount
-from models.ledger_payloads import ExternalTransactionRequest
-from models.payment import WebhookEvent
-from models.transaction_schemas import (
-    ExternalTransactionInput,
-    ProcessorAck,
-    ProcessorTransactionEvent,
-    RecordedExternalTransaction,
-)
+from models.ledger.payloads import ExternalEntryInput
+from models.ledger.tables import AccountKind, LedgerAccount
+from models.payments.tables import WebhookEvent
+from models.transactions.payloads import ExternalTransactionInput, RecordedExternalTransaction
+from models.transactions.schemas import ProcessorAck, ProcessorEvent
 from temporal import search_attributes
 from temporal.ids import external_transaction_workflow_id
 from workflows.external_transaction import RecordExternalTransactionWorkflow
@@ -77,16 +73,14 @@ async def _audit(
         await record_audit(session, action, subject=subject, client=client, details=details)
 
 
-def _request(
-    event: ProcessorTransactionEvent, account: LedgerAccount
-) -> ExternalTransactionRequest:
+def _request(event: ProcessorEvent, account: LedgerAccount) -> ExternalEntryInput:
     """The ledger request for an event (422 problems for amounts, currencies and categories)."""
     if event.external_id.startswith(MEMO_ID_PREFIX):
         raise MalformedProcessorEvent(f"external_id may not start with {MEMO_ID_PREFIX!r}")
     if event.occurred_at is not None and event.occurred_at > utcnow() + MAX_CLOCK_SKEW:
         raise MalformedProcessorEvent("occurred_at is in the future")
     amount, currency, category = parse_entry_money(event.amount, event.currency, event.category)
-    return ExternalTransactionRequest(
+    return ExternalEntryInput(
         account_id=account.id,
         external_id=event.external_id,
         amount=amount,
@@ -120,7 +114,7 @@ async def processor_event(
         await _audit(services, "processor.rejected", client, "processor_feed", {"reason": reason})
         raise InvalidProcessorSignature(f"event refused: {reason}")
     try:
-        event = ProcessorTransactionEvent.model_validate_json(body)
+        event = ProcessorEvent.model_validate_json(body)
     except ValidationError as exc:
         await _audit(
             services,

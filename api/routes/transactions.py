@@ -42,8 +42,8 @@ from core import errors
 from core.db import transaction
 from models.audit import record_audit
 from models.base import utcnow
-from models.currency import AmountError, CurrencyError, normalize_currency_code, parse_amount
-from models.ledger import (
+from models.ledger.payloads import RecategorizeInput, TransactionRecord
+from models.ledger.tables import (
     SEARCH_CONFIG,
     AccountStatus,
     Direction,
@@ -51,21 +51,19 @@ from models.ledger import (
     TransactionStatus,
     transaction_search_column,
 )
-from models.ledger_payloads import RecategorizeRequest
-from models.ledger_payloads import TransactionView as LedgerTransactionView
-from models.money_schemas import Money
-from models.transaction_schemas import (
+from models.money import AmountError, CurrencyError, Money, normalize_currency_code, parse_amount
+from models.transactions.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     MAX_QUERY_LENGTH,
-    CategorizeRequest,
+    CategorizeBody,
     CategoryTotal,
     CurrencyTotal,
     ManualEntryCreate,
     MonthTotal,
     TransactionAnalytics,
     TransactionPage,
-    TransactionView,
+    TransactionPublic,
 )
 
 router = APIRouter(prefix="/api/transactions", tags=["transactions"])
@@ -344,7 +342,7 @@ async def list_transactions(
     if more:
         last = page[-1]
         next_cursor = _encode_cursor(["l", last.occurred_at.isoformat(), str(last.id)])
-    return TransactionPage(items=[TransactionView.of(r) for r in page], next_cursor=next_cursor)
+    return TransactionPage(items=[TransactionPublic.of(r) for r in page], next_cursor=next_cursor)
 
 
 @router.get("/search")
@@ -400,7 +398,9 @@ async def search_transactions(
                 str(last.id),
             ]
         )
-    return TransactionPage(items=[TransactionView.of(r[0]) for r in page], next_cursor=next_cursor)
+    return TransactionPage(
+        items=[TransactionPublic.of(r[0]) for r in page], next_cursor=next_cursor
+    )
 
 
 @router.get("/analytics")
@@ -497,10 +497,10 @@ async def transaction_analytics(
 @router.get("/{transaction_id}")
 async def get_transaction(
     transaction_id: uuid.UUID, user: CurrentUser, services: ServicesDep
-) -> TransactionView:
+) -> TransactionPublic:
     """One of the caller's transactions."""
     async with services.sessions() as session:
-        return TransactionView.of(await _owned_transaction(session, user.id, transaction_id))
+        return TransactionPublic.of(await _owned_transaction(session, user.id, transaction_id))
 
 
 @router.post(
@@ -515,7 +515,7 @@ async def add_manual_entry(
     client: ClientDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> TransactionView:
+) -> TransactionPublic:
     """Add a note of money spent or received outside the bank (status `memo`); it moves no
     money: balances, holds and analytics totals stay as they are. Card and cash transactions
     that moved money arrive only through the signed processor feed."""
@@ -562,7 +562,7 @@ async def add_manual_entry(
         response.headers["Location"] = f"{router.prefix}/{row.id}"
     else:
         response.status_code = status.HTTP_200_OK
-    return TransactionView.of(row)
+    return TransactionPublic.of(row)
 
 
 @router.delete("/{transaction_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -588,18 +588,18 @@ async def delete_manual_entry(
 @router.post("/{transaction_id}/categorize")
 async def categorize_transaction(
     transaction_id: uuid.UUID,
-    body: CategorizeRequest,
+    body: CategorizeBody,
     user: CurrentUser,
     services: ServicesDep,
     client: ClientDep,
-) -> TransactionView:
+) -> TransactionPublic:
     """Set the category of one of the caller's transactions (one of the ledger's categories)."""
     category = _category(body.category)
     async with transaction(services.sessions) as session:
         try:
-            view: LedgerTransactionView = await recategorize_transaction(
+            view: TransactionRecord = await recategorize_transaction(
                 session,
-                RecategorizeRequest(
+                RecategorizeInput(
                     transaction_id=transaction_id, category=category, owner_user_id=user.id
                 ),
             )
@@ -613,4 +613,4 @@ async def categorize_transaction(
             client=client,
             details={"category": category},
         )
-    return TransactionView.of(view)
+    return TransactionPublic.of(view)

@@ -43,16 +43,16 @@ from core.db import transaction
 from core.errors import AppError
 from core.signatures import SIGNATURE_HEADER, verify
 from models.audit import record_audit
-from models.currency import CurrencyError, get_currency
-from models.ledger import AccountKind, AccountStatus, JournalEntry, LedgerAccount
-from models.ledger_payloads import (
-    EnsureSystemAccountsRequest,
+from models.ledger.payloads import (
+    EnsureSystemAccountsInput,
     EntryLeg,
     EntryResult,
-    PostEntryRequest,
+    PostEntryInput,
 )
-from models.payment import Payment, PaymentKind, PaymentStatus, WebhookEvent
-from models.payment_payloads import RailPaymentSnapshot
+from models.ledger.tables import AccountKind, AccountStatus, JournalEntry, LedgerAccount
+from models.money import CurrencyError, get_currency
+from models.payments.payloads import RailPaymentSnapshot
+from models.payments.tables import Payment, PaymentKind, PaymentStatus, WebhookEvent
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 EVENT_ID_HEADER = "X-Rail-Event-Id"
@@ -210,7 +210,7 @@ async def _inbound(session: AsyncSession, event: RailInboundEvent, client: str) 
             )
         )
     ).scalar_one_or_none()
-    system = await ensure_system_accounts(session, EnsureSystemAccountsRequest(currency=currency))
+    system = await ensure_system_accounts(session, EnsureSystemAccountsInput(currency=currency))
     problem = None
     if account is None:
         problem = "unknown account number"
@@ -225,7 +225,7 @@ async def _inbound(session: AsyncSession, event: RailInboundEvent, client: str) 
         async with session.begin_nested():  # a refusal rolls back only this attempt
             return await post_entry(
                 session,
-                PostEntryRequest(
+                PostEntryInput(
                     idempotency_key=key,
                     kind="inbound_payment",
                     description=description,

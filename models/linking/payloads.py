@@ -1,9 +1,4 @@
-"""LinkAccountWorkflow inputs, results, update and activity payloads.
-
-Nothing here carries a micro-deposit amount, an IBAN or a name: workflow histories are plaintext,
-so the amounts are derived inside the activities from a keyed HMAC of the link id, and the
-customer's answer reaches the workflow only as a keyed digest.
-"""
+"""LinkAccountWorkflow and linking activity payloads."""
 
 from __future__ import annotations
 
@@ -13,11 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from models.payment import LinkStatus
+from models.linking.tables import LinkStatus
 
 # sending -> in_transit -> settled | returned (rejected or cancelled at the rail) | not_sent
 # (refused or lost) | unknown (not final before the settlement timeout).
 DepositsState = Literal["sending", "in_transit", "settled", "returned", "not_sent", "unknown"]
+
+
 DEFAULT_SETTLEMENT_TIMEOUT_SECONDS = 7 * 24 * 3600
 
 
@@ -45,7 +42,7 @@ class LinkState(BaseModel):
     failure_reason: str | None = None
 
 
-class ConfirmLinkRequest(BaseModel):
+class ConfirmLinkInput(BaseModel):
     """The `confirm` update: a keyed digest of the two submitted amounts, never the amounts."""
 
     amounts_digest: str

@@ -1,4 +1,4 @@
-"""Users and their credentials."""
+"""Identity tables: users, registrations, email verifications, recovery codes and refresh tokens."""
 
 from __future__ import annotations
 
@@ -65,3 +65,49 @@ class RefreshToken(SQLModel, table=True):
     expires_at: datetime = timestamp()
     used_at: datetime | None = timestamp(nullable=True)
     revoked_at: datetime | None = timestamp(nullable=True)
+
+
+class RegistrationStatus(StrEnum):
+    """Where a registration stands; terminal ones are completed, failed and expired."""
+
+    AWAITING_EMAIL_VERIFICATION = "awaiting_email_verification"
+    AWAITING_MFA = "awaiting_mfa"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the workflow has finished."""
+        return self in {self.COMPLETED, self.FAILED, self.EXPIRED}
+
+
+class Registration(SQLModel, table=True):
+    """One sign-up attempt; `user_id` is cleared when an abandoned one is cleaned up."""
+
+    __tablename__ = "registrations"
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL", index=True
+    )
+    status: RegistrationStatus = Field(
+        default=RegistrationStatus.AWAITING_EMAIL_VERIFICATION, sa_type=String(32)
+    )
+    created_at: datetime = timestamp(server_now=True)
+    updated_at: datetime = timestamp(server_now=True)
+    completed_at: datetime | None = timestamp(nullable=True)
+
+
+class EmailVerification(SQLModel, table=True):
+    """A verification code sent for a registration (keyed digest only, never the code)."""
+
+    __tablename__ = "email_verifications"
+
+    id: uuid.UUID = uuid_pk()
+    registration_id: uuid.UUID = Field(foreign_key="registrations.id", ondelete="CASCADE")
+    send_key: str = Field(max_length=200, unique=True)
+    code_digest: str = Field(max_length=64)
+    expires_at: datetime = timestamp()
+    created_at: datetime = timestamp(server_now=True)
+    sent_at: datetime | None = timestamp(nullable=True)

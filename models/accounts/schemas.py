@@ -1,4 +1,4 @@
-"""API schemas for customer accounts and the account-closure workflow."""
+"""API schemas for customer accounts."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from typing import Annotated
 
 from pydantic import BaseModel, StringConstraints
 
-from models.auth_schemas import StrictModel
-from models.ledger import AccountStatus, AccountType
-from models.money_schemas import Money
+from models.base import StrictModel
+from models.ledger.tables import AccountStatus, AccountType
+from models.money import Money
 
 AccountName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
 CurrencyCode = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
 
 
-class AccountOpen(StrictModel):
+class AccountCreate(StrictModel):
     """Open an account: currency, product type and a name."""
 
     currency: CurrencyCode
@@ -26,7 +28,7 @@ class AccountOpen(StrictModel):
     name: AccountName
 
 
-class AccountRename(StrictModel):
+class AccountUpdate(StrictModel):
     """Only the name of an account can be changed."""
 
     name: AccountName
@@ -43,7 +45,7 @@ class Balance(BaseModel):
     as_of: datetime
 
 
-class AccountView(BaseModel):
+class AccountPublic(BaseModel):
     """A customer account with its balance."""
 
     id: uuid.UUID
@@ -60,23 +62,7 @@ class AccountView(BaseModel):
 class AccountList(BaseModel):
     """The caller's accounts."""
 
-    items: list[AccountView]
-
-
-class AccountClosureInput(BaseModel):
-    """AccountClosureWorkflow input: ids only."""
-
-    account_id: uuid.UUID
-    owner_user_id: uuid.UUID
-    sweep_to_account_id: uuid.UUID | None = None
-
-
-class AccountClosureState(BaseModel):
-    """What the closure workflow's `status` query answers."""
-
-    account_id: uuid.UUID
-    status: str  # closing | closed | refused
-    reason: str | None = None
+    items: list[AccountPublic]
 
 
 class AccountClosed(BaseModel):

@@ -1,5 +1,4 @@
-"""Payments (read model of the payment workflows), payment methods (beneficiaries), linked
-external accounts and received webhook events."""
+"""Payments (transfers and external payments), saved payment methods and received webhook events."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Column, Index, String, Uniqu
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from models.base import timestamp, uuid_pk
+from models.base import sql_in, timestamp, uuid_pk
 
 
 class PaymentKind(StrEnum):
@@ -51,18 +50,14 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class Payment(SQLModel, table=True):
     """One payment request of a customer; the workflow keeps it up to date."""
 
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="ux_payments_user_idempotency_key"),
-        CheckConstraint(_in("kind", PaymentKind), name="ck_payments_kind"),
-        CheckConstraint(_in("status", PaymentStatus), name="ck_payments_status"),
+        CheckConstraint(sql_in("kind", PaymentKind), name="ck_payments_kind"),
+        CheckConstraint(sql_in("status", PaymentStatus), name="ck_payments_status"),
         CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
         Index("ix_payments_user_created", "user_id", "created_at"),
     )
@@ -104,7 +99,7 @@ class PaymentMethod(SQLModel, table=True):
 
     __tablename__ = "payment_methods"
     __table_args__ = (
-        CheckConstraint(_in("kind", PaymentMethodKind), name="ck_payment_methods_kind"),
+        CheckConstraint(sql_in("kind", PaymentMethodKind), name="ck_payment_methods_kind"),
         CheckConstraint(
             "(kind = 'iban') = (iban IS NOT NULL) AND (kind = 'card') = (card_token IS NOT NULL)",
             name="ck_payment_methods_fields",
@@ -121,32 +116,6 @@ class PaymentMethod(SQLModel, table=True):
     card_last4: str | None = Field(default=None, max_length=4)
     created_at: datetime = timestamp(server_now=True)
     deleted_at: datetime | None = timestamp(nullable=True)
-
-
-class LinkStatus(StrEnum):
-    """Micro-deposit verification of an external account."""
-
-    PENDING_CONFIRMATION = "pending_confirmation"
-    LINKED = "linked"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-class LinkedAccount(SQLModel, table=True):
-    """An external bank account linked to one of the customer's accounts."""
-
-    __tablename__ = "linked_accounts"
-    __table_args__ = (CheckConstraint(_in("status", LinkStatus), name="ck_linked_accounts_status"),)
-
-    id: uuid.UUID = uuid_pk()
-    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="RESTRICT", index=True)
-    account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id", ondelete="RESTRICT")
-    iban: str = Field(max_length=34)
-    holder_name: str = Field(max_length=140)
-    status: LinkStatus = Field(sa_type=String(24))
-    workflow_id: str = Field(max_length=200, unique=True)
-    created_at: datetime = timestamp(server_now=True)
-    updated_at: datetime = timestamp(server_now=True)
 
 
 class WebhookEvent(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""Payment workflow inputs, results and query answers (ids and amounts only, nothing secret)."""
+"""TransferWorkflow, ExternalPaymentWorkflow and payment activity payloads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.payment import PaymentStatus
+from models.payments.tables import PaymentStatus
 
 
 class TransferInput(BaseModel):
@@ -69,9 +69,9 @@ class RiskDecision(BaseModel):
     reason: str | None = None
 
 
-# --- external payments (ExternalPaymentWorkflow) -------------------------------------------
-
 RailStatus = Literal["pending", "settled", "rejected", "cancelled"]
+
+
 RAIL_OUTCOMES: frozenset[str] = frozenset({"settled", "rejected", "cancelled"})
 
 
@@ -136,7 +136,7 @@ class RailLookup(BaseModel):
     payment: RailPaymentSnapshot | None = None
 
 
-class RailSubmitRequest(BaseModel):
+class RailSubmitInput(BaseModel):
     """Submit an outbound payment; `reference` (the payment id) makes it idempotent."""
 
     reference: str
@@ -147,13 +147,13 @@ class RailSubmitRequest(BaseModel):
     debtor_account: str
 
 
-class RailStatusRequest(BaseModel):
+class RailStatusInput(BaseModel):
     """Look a payment up at the rail by our reference."""
 
     reference: str
 
 
-class RailCancelRequest(BaseModel):
+class RailCancelInput(BaseModel):
     """Cancel a payment at the rail (answers its final state if it is too late)."""
 
     rail_payment_id: str

@@ -1,7 +1,4 @@
-"""RegistrationWorkflow inputs, results, update arguments and query answers.
-
-Nothing secret travels here: codes arrive as keyed digests, never in clear.
-"""
+"""RegistrationWorkflow and registration activity payloads (ids, digests and durations only)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from models.registration import RegistrationStatus
+from models.identity.tables import RegistrationStatus
 
 
 class RegistrationInput(BaseModel):
@@ -43,13 +40,13 @@ class RegistrationResult(BaseModel):
     status: RegistrationStatus
 
 
-class VerifyEmailRequest(BaseModel):
+class VerifyEmailInput(BaseModel):
     """A submitted verification code, as a keyed digest."""
 
     code_digest: str = Field(min_length=64, max_length=64)
 
 
-class CompleteMfaRequest(BaseModel):
+class CompleteMfaInput(BaseModel):
     """Sent once the TOTP code was verified: digests of the new recovery codes."""
 
     recovery_code_digests: list[str] = Field(min_length=1, max_length=20)

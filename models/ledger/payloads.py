@@ -1,6 +1,6 @@
 """Inputs and results of the ledger operations (plain functions and Temporal activities alike).
 
-Amounts are `int` minor units; the API parses decimal strings with `models.currency.parse_amount`.
+Amounts are `int` minor units; the API parses decimal strings with `models.money.parse_amount`.
 Fields are deliberately permissive (plain `int`/`str`): the ledger validates them itself and
 raises typed, non-retryable errors, rather than failing deserialization inside a worker.
 
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from models.ledger import (
+from models.ledger.tables import (
     AccountKind,
     AccountStatus,
     AccountType,
@@ -29,7 +29,7 @@ from models.ledger import (
 DEFAULT_HOLD_TTL_SECONDS = 7 * 24 * 3600
 
 
-class OpenAccountRequest(BaseModel):
+class OpenAccountInput(BaseModel):
     """Open a customer account for a user."""
 
     idempotency_key: str
@@ -59,7 +59,7 @@ class SystemAccounts(BaseModel):
     suspense: uuid.UUID
 
 
-class EnsureSystemAccountsRequest(BaseModel):
+class EnsureSystemAccountsInput(BaseModel):
     """Create (if missing) the system accounts of a currency."""
 
     currency: str
@@ -80,7 +80,7 @@ class EntryLeg(BaseModel):
     category: str | None = None
 
 
-class PostEntryRequest(BaseModel):
+class PostEntryInput(BaseModel):
     """A balanced multi-leg journal entry. With `owner_user_id`, every debited customer account
     must belong to that user (UnknownAccount otherwise)."""
 
@@ -92,7 +92,7 @@ class PostEntryRequest(BaseModel):
     owner_user_id: uuid.UUID | None = None
 
 
-class TransferRequest(BaseModel):
+class LedgerTransferInput(BaseModel):
     """Move `amount` minor units from one account to another of the same currency."""
 
     idempotency_key: str
@@ -126,7 +126,7 @@ class EntryResult(BaseModel):
     postings: list[PostingResult]
 
 
-class FundAccountRequest(BaseModel):
+class FundAccountInput(BaseModel):
     """Ops funding: credit a customer account from the currency's external settlement account."""
 
     idempotency_key: str
@@ -139,7 +139,7 @@ class FundAccountRequest(BaseModel):
     client: str | None = None
 
 
-class ExternalTransactionRequest(BaseModel):
+class ExternalEntryInput(BaseModel):
     """A card or cash transaction from an external source, idempotent on (account, external_id).
 
     A debit moves money from the account to the external settlement account; a credit the reverse.
@@ -172,7 +172,7 @@ class ExternalTransactionResult(BaseModel):
     created_at: datetime
 
 
-class PlaceHoldRequest(BaseModel):
+class PlaceHoldInput(BaseModel):
     """Reserve funds on an account until captured, released or expired.
 
     On capture the money goes to `counterparty_account_id` (default: the currency's external
@@ -206,7 +206,7 @@ class PlacedHold(BaseModel):
     created_at: datetime
 
 
-class CaptureHoldRequest(BaseModel):
+class CaptureHoldInput(BaseModel):
     """Capture a pending hold, fully (amount None) or partly; the rest is released."""
 
     hold_id: uuid.UUID
@@ -214,7 +214,7 @@ class CaptureHoldRequest(BaseModel):
     owner_user_id: uuid.UUID | None = None
 
 
-class ReleaseHoldRequest(BaseModel):
+class ReleaseHoldInput(BaseModel):
     """Release a pending hold without moving money."""
 
     hold_id: uuid.UUID
@@ -234,7 +234,7 @@ class ResolvedHold(BaseModel):
     resolved_at: datetime
 
 
-class ExpireHoldsRequest(BaseModel):
+class ExpireHoldsInput(BaseModel):
     """Expire pending holds whose expiry is at or before `now` (default: the current time)."""
 
     now: datetime | None = None
@@ -247,7 +247,7 @@ class ExpireHoldsResult(BaseModel):
     expired: list[uuid.UUID]
 
 
-class CloseAccountRequest(BaseModel):
+class CloseAccountInput(BaseModel):
     """Close a customer account; a non-zero balance needs a sweep target of the same owner and
     currency, which receives the balance first."""
 
@@ -266,7 +266,7 @@ class ClosedAccount(BaseModel):
     sweep_entry_id: uuid.UUID | None
 
 
-class RecategorizeRequest(BaseModel):
+class RecategorizeInput(BaseModel):
     """Set a transaction's category (only the owner's, when `owner_user_id` is given)."""
 
     transaction_id: uuid.UUID
@@ -274,7 +274,7 @@ class RecategorizeRequest(BaseModel):
     owner_user_id: uuid.UUID | None = None
 
 
-class AccountView(BaseModel):
+class AccountRecord(BaseModel):
     """An account with its current balances (posted, held, available) in minor units."""
 
     id: uuid.UUID
@@ -293,7 +293,7 @@ class AccountView(BaseModel):
     closed_at: datetime | None
 
     @classmethod
-    def of(cls, account: LedgerAccount) -> AccountView:
+    def of(cls, account: LedgerAccount) -> AccountRecord:
         """Build the view from a loaded row."""
         return cls(
             id=account.id,
@@ -313,7 +313,7 @@ class AccountView(BaseModel):
         )
 
 
-class TransactionView(BaseModel):
+class TransactionRecord(BaseModel):
     """The customer's view of a transaction (amount positive, direction says which way)."""
 
     id: uuid.UUID
@@ -336,6 +336,6 @@ class TransactionView(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Transaction) -> TransactionView:
+    def of(cls, row: Transaction) -> TransactionRecord:
         """Build the view from a loaded row."""
         return cls.model_validate(row, from_attributes=True)

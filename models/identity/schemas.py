@@ -6,21 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from models.registration import RegistrationStatus
+from models.base import StrictModel
+from models.identity.tables import RegistrationStatus
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
-class StrictModel(BaseModel):
-    """Unknown fields are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class RegisterRequest(StrictModel):
+class RegistrationCreate(StrictModel):
     """Sign-up form."""
 
     email: EmailStr = Field(max_length=254)
@@ -37,7 +34,7 @@ class RegistrationAccepted(BaseModel):
     status_url: str
 
 
-class RegistrationView(BaseModel):
+class RegistrationPublic(BaseModel):
     """Status of a registration."""
 
     registration_id: uuid.UUID
@@ -91,7 +88,7 @@ class MfaActivated(TokenPair):
     recovery_codes: list[str]
 
 
-class LoginRequest(StrictModel):
+class LoginBody(StrictModel):
     """Password first; then a TOTP or recovery code (with the password or a challenge token)."""
 
     email: EmailStr | None = Field(default=None, max_length=254)
@@ -101,13 +98,13 @@ class LoginRequest(StrictModel):
     recovery_code: Code | None = None
 
 
-class RefreshRequest(StrictModel):
+class RefreshBody(StrictModel):
     """A refresh token to rotate."""
 
     refresh_token: str = Field(min_length=1, max_length=2048)
 
 
-class Profile(BaseModel):
+class ProfilePublic(BaseModel):
     """The caller's profile."""
 
     id: uuid.UUID

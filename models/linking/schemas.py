@@ -1,4 +1,4 @@
-"""API bodies and views of linked external accounts (micro-deposit verification)."""
+"""API schemas for linked external accounts."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.linking_payloads import DepositsState
-from models.payment import LinkStatus
+from models.linking.payloads import DepositsState
+from models.linking.tables import LinkStatus
 
 AmountText = Annotated[str, Field(min_length=1, max_length=20)]
 
 
-class LinkAccountBody(BaseModel):
+class LinkedAccountCreate(BaseModel):
     """POST /api/accounts/{id}/link: the external account to verify."""
 
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +39,7 @@ class ConfirmLinkBody(BaseModel):
     amounts: Annotated[list[AmountText], Field(min_length=2, max_length=2)]
 
 
-class LinkedAccountView(BaseModel):
+class LinkedAccountPublic(BaseModel):
     """A linked account; the live fields come from the workflow while it runs."""
 
     id: uuid.UUID
@@ -60,4 +60,4 @@ class LinkedAccountView(BaseModel):
 class LinkedAccountList(BaseModel):
     """The links of one account, newest first."""
 
-    items: list[LinkedAccountView]
+    items: list[LinkedAccountPublic]

@@ -1,7 +1,7 @@
 """API schemas of the transactions API and the RecordExternalTransactionWorkflow payloads.
 
 Amounts leave the API as `Money` (decimal string + exact minor units + currency) and enter it as
-decimal strings in major units ("12.34"), parsed with `models.currency.parse_amount` in the
+decimal strings in major units ("12.34"), parsed with `models.money.parse_amount` in the
 route so a bad amount is a problem+json `invalid-amount`, never a float.
 """
 
@@ -13,26 +13,36 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from models.account_schemas import CurrencyCode
-from models.auth_schemas import StrictModel
-from models.ledger import Direction, Transaction, TransactionStatus
-from models.ledger_payloads import ExternalTransactionRequest, ExternalTransactionResult
-from models.ledger_payloads import TransactionView as LedgerTransactionView
-from models.money_schemas import Money
+from models.accounts.schemas import CurrencyCode
+from models.base import StrictModel
+from models.ledger.payloads import TransactionRecord
+from models.ledger.tables import Direction, Transaction, TransactionStatus
+from models.money import Money
 
 DEFAULT_PAGE_SIZE = 50
+
+
 MAX_PAGE_SIZE = 200
+
+
 MAX_QUERY_LENGTH = 200
 
+
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
 CategoryName = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32)
 ]
 
 
-class TransactionView(BaseModel):
+class TransactionPublic(BaseModel):
     """The customer's view of one transaction: a positive amount and the direction it moved."""
 
     id: uuid.UUID
@@ -50,7 +60,7 @@ class TransactionView(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, row: Transaction | LedgerTransactionView) -> TransactionView:
+    def of(cls, row: Transaction | TransactionRecord) -> TransactionPublic:
         """Build the view from a loaded row (or the ledger's view of one)."""
         return cls(
             id=row.id,
@@ -72,7 +82,7 @@ class TransactionView(BaseModel):
 class TransactionPage(BaseModel):
     """One page of transactions; pass `next_cursor` back as `cursor` for the next (None: end)."""
 
-    items: list[TransactionView]
+    items: list[TransactionPublic]
     next_cursor: str | None = None
 
 
@@ -120,7 +130,7 @@ class ManualEntryCreate(_EntryFields):
     direction: Direction = Direction.DEBIT
 
 
-class ProcessorTransactionEvent(_EntryFields):
+class ProcessorEvent(_EntryFields):
     """A card or cash transaction reported by the card processor / ATM network feed.
 
     `event_id` identifies the delivery (a redelivery is answered `duplicate`); `external_id` is
@@ -156,7 +166,7 @@ class ProcessorAck(BaseModel):
     reason: str | None = None
 
 
-class CategorizeRequest(StrictModel):
+class CategorizeBody(StrictModel):
     """Set a transaction's category (one of the ledger's categories)."""
 
     category: CategoryName
@@ -202,32 +212,3 @@ class TransactionAnalytics(BaseModel):
     totals: list[CurrencyTotal]
     by_category: list[CategoryTotal]
     by_month: list[MonthTotal]
-
-
-# --- RecordExternalTransactionWorkflow payloads ------------------------------------------------
-
-
-class ExternalTransactionInput(BaseModel):
-    """Workflow input: the ledger request and a fingerprint of the API body that produced it.
-
-    The fingerprint lets a caller that attached to an already running workflow (same
-    external id) tell whether it asked for the same thing.
-    """
-
-    request: ExternalTransactionRequest
-    request_hash: str
-
-
-class ExternalTransactionState(BaseModel):
-    """What the workflow's `status` query answers."""
-
-    status: str  # recording | recorded | rejected
-    transaction_id: uuid.UUID | None = None
-    reason: str | None = None
-
-
-class RecordedExternalTransaction(BaseModel):
-    """Workflow result: the ledger's result and the fingerprint of the request it recorded."""
-
-    result: ExternalTransactionResult
-    request_hash: str

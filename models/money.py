@@ -11,11 +11,16 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from pydantic import BaseModel
+
 # 10^15 minor units: 10 trillion EUR, 1 quadrillion JPY. Far below BIGINT (9.2e18), so a balance
 # can absorb ~9,000 maximal postings before PostgreSQL would overflow.
 MAX_AMOUNT_MINOR = 10**15
 
+
 _CODE_RE = re.compile(r"^[A-Z]{3}$")
+
+
 _AMOUNT_RE = re.compile(r"^[+-]?(\d+)(?:\.(\d+))?$")
 
 
@@ -163,3 +168,16 @@ def format_amount(minor: int, currency: str) -> str:
     if cur.exponent == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{frac:0{cur.exponent}d}"
+
+
+class Money(BaseModel):
+    """An amount: `amount` is a decimal string in major units, `amount_minor` is exact."""
+
+    amount: str
+    amount_minor: int
+    currency: str
+
+    @classmethod
+    def of(cls, minor: int, currency: str) -> Money:
+        """Build from integer minor units."""
+        return cls(amount=format_amount(minor, currency), amount_minor=minor, currency=currency)

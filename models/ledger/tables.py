@@ -32,11 +32,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
-from models.base import timestamp, uuid_pk
+from models.base import sql_in, timestamp, uuid_pk
 
 # Text-search configuration of `transactions.search`; queries must use the same one, e.g.
 # `transaction_search_column().op("@@")(func.websearch_to_tsquery(SEARCH_CONFIG, q))`.
 SEARCH_CONFIG = "english"
+
 
 TRANSACTION_EVENTS_TOPIC = "transaction.events"
 
@@ -99,10 +100,6 @@ class Direction(StrEnum):
     CREDIT = "credit"
 
 
-def _in(column: str, values: Any) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
 _CURRENCY_FORMAT = "currency ~ '^[A-Z]{3}$'"
 
 
@@ -111,8 +108,8 @@ class LedgerAccount(SQLModel, table=True):
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        CheckConstraint(_in("kind", AccountKind), name="ck_ledger_accounts_kind"),
-        CheckConstraint(_in("status", AccountStatus), name="ck_ledger_accounts_status"),
+        CheckConstraint(sql_in("kind", AccountKind), name="ck_ledger_accounts_kind"),
+        CheckConstraint(sql_in("status", AccountStatus), name="ck_ledger_accounts_status"),
         CheckConstraint(_CURRENCY_FORMAT, name="ck_ledger_accounts_currency"),
         CheckConstraint("held >= 0", name="ck_ledger_accounts_held_non_negative"),
         CheckConstraint(
@@ -125,7 +122,7 @@ class LedgerAccount(SQLModel, table=True):
             name="ck_ledger_accounts_customer_fields",
         ),
         CheckConstraint(
-            f"type IS NULL OR {_in('type', AccountType)}", name="ck_ledger_accounts_type"
+            f"type IS NULL OR {sql_in('type', AccountType)}", name="ck_ledger_accounts_type"
         ),
         CheckConstraint(
             "(status = 'closed') = (closed_at IS NOT NULL)",
@@ -212,7 +209,7 @@ class Hold(SQLModel, table=True):
 
     __tablename__ = "holds"
     __table_args__ = (
-        CheckConstraint(_in("status", HoldStatus), name="ck_holds_status"),
+        CheckConstraint(sql_in("status", HoldStatus), name="ck_holds_status"),
         CheckConstraint(_CURRENCY_FORMAT, name="ck_holds_currency"),
         CheckConstraint("amount > 0", name="ck_holds_amount_positive"),
         CheckConstraint(
@@ -264,8 +261,8 @@ class Transaction(SQLModel, table=True):
 
     __tablename__ = "transactions"
     __table_args__ = (
-        CheckConstraint(_in("status", TransactionStatus), name="ck_transactions_status"),
-        CheckConstraint(_in("direction", Direction), name="ck_transactions_direction"),
+        CheckConstraint(sql_in("status", TransactionStatus), name="ck_transactions_status"),
+        CheckConstraint(sql_in("direction", Direction), name="ck_transactions_direction"),
         CheckConstraint(_CURRENCY_FORMAT, name="ck_transactions_currency"),
         CheckConstraint("amount > 0", name="ck_transactions_amount_positive"),
         # A memo is a note, never a movement: it may not point at a journal entry or a hold.
@@ -312,6 +309,8 @@ class Transaction(SQLModel, table=True):
 # The full-text vector is a generated column that the ORM never loads (it is only queried), so it
 # lives on the table but not on the mapped class; use `transaction_search_column()` in queries.
 _transactions_table: Table = Transaction.__table__  # type: ignore[attr-defined]
+
+
 _transactions_table.append_column(
     Column(
         "search",
@@ -324,6 +323,8 @@ _transactions_table.append_column(
         nullable=True,
     )
 )
+
+
 Index("ix_transactions_search", _transactions_table.c.search, postgresql_using="gin")
 
 
@@ -351,23 +352,3 @@ class OutboxEvent(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     created_at: datetime = timestamp(server_now=True)
     published_at: datetime | None = timestamp(nullable=True)
-
-
-__all__ = [
-    "SEARCH_CONFIG",
-    "SYSTEM_KINDS",
-    "TRANSACTION_EVENTS_TOPIC",
-    "AccountKind",
-    "AccountStatus",
-    "AccountType",
-    "Direction",
-    "Hold",
-    "HoldStatus",
-    "JournalEntry",
-    "LedgerAccount",
-    "OutboxEvent",
-    "Posting",
-    "Transaction",
-    "TransactionStatus",
-    "transaction_search_column",
-]
