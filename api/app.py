@@ -15,6 +15,7 @@ from api.routes import (
     external_payments,
     health,
     linked_accounts,
+    manual_entries,
     payment_methods,
     payments,
     processor,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(external_payments.router)
     app.include_router(payments.router)
     app.include_router(transactions.router)
+    app.include_router(manual_entries.router)
     app.include_router(linked_accounts.router)
     app.include_router(webhooks.router)
     app.include_router(processor.router)

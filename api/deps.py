@@ -9,6 +9,7 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import errors as auth_errors
 from api.auth.sessions import REVOKED_FAMILY_KEY
 from api.auth.tokens import TokenClaims
 from api.services import Services
@@ -43,7 +44,7 @@ async def access_claims(services: ServicesDep, credentials: Credentials) -> Toke
     """Validate the access token and that its session has not been revoked."""
     claims = services.tokens.verify(_token(credentials), "access")
     if await services.redis.exists(REVOKED_FAMILY_KEY.format(claims.extra.get("sid"))):
-        raise errors.InvalidToken("session has been revoked")
+        raise auth_errors.InvalidToken("session has been revoked")
     structlog.contextvars.bind_contextvars(user_id=str(claims.subject))
     return claims
 
@@ -56,7 +57,7 @@ async def current_user(services: ServicesDep, claims: AccessClaims) -> User:
     async with services.reads() as session:
         user = await session.get(User, claims.subject)
     if user is None or user.status != UserStatus.ACTIVE:
-        raise errors.InvalidToken("account is not active")
+        raise auth_errors.InvalidToken("account is not active")
     return user
 
 
@@ -69,7 +70,7 @@ async def registration_claims(services: ServicesDep, credentials: Credentials) -
     try:
         uuid.UUID(str(claims.extra.get("rid")))
     except ValueError as exc:
-        raise errors.InvalidToken("malformed registration token") from exc
+        raise auth_errors.InvalidToken("malformed registration token") from exc
     return claims
 
 

@@ -1,4 +1,10 @@
-"""RFC 9457 problem+json rendering for every error the API can produce."""
+"""RFC 9457 problem+json rendering for every error the API can produce: the one handler.
+
+Routes raise `AppError`s (domain errors live beside their domain) or let a business rejection
+propagate: a `LedgerError` from a direct call, or a workflow failure (`WorkflowFailureError`,
+`WorkflowUpdateFailedError`) caused by an ApplicationError whose type a problem class claims
+(`AppError.code`). Anything else is a logged 500 with no details.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from core.errors import AppError
 from core.logging import get_logger
+from temporal.errors import application_error
 
 log = get_logger(__name__)
 PROBLEM_BASE = "https://vortexcore.dev/problems/"
@@ -37,9 +46,22 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def _render(request: Request, exc: AppError) -> JSONResponse:
+    return problem(exc.status, exc.type, exc.title, exc.detail, request.url.path, **exc.extensions)
+
+
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return problem(exc.status, exc.type, exc.title, exc.detail, request.url.path, **exc.extensions)
+    return _render(request, exc)
+
+
+async def _temporal_failure(request: Request, exc: Exception) -> JSONResponse:
+    """A business rejection from an activity or a workflow, as the problem its type names."""
+    cause = application_error(exc)
+    known = AppError.from_failure(cause) if cause is not None else None
+    if known is None:
+        return await _unhandled(request, exc)
+    return _render(request, known)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -76,6 +98,8 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error through problem+json."""
     app.add_exception_handler(AppError, _app_error)
+    for failure in (ApplicationError, WorkflowFailureError, WorkflowUpdateFailedError):
+        app.add_exception_handler(failure, _temporal_failure)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -33,7 +33,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities import ledger
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
 from core.embedded import EmbeddedPostgres, free_port
 from models.ledger.payloads import (

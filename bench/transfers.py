@@ -34,7 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import fund_account, open_account
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from api.services import Services
 from bench.bare_workflow import BareTransferWorkflow, noop_deposit, noop_withdraw
 from core.db import create_engine, create_session_factory, transaction

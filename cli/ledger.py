@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from activities.ledger import LedgerError, fund_account
-from activities.ledger_verify import format_report, verify_ledger
+from activities.ledger.verify import format_report, verify_ledger
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
 from core.settings import Settings
 from models.ledger.payloads import EntryResult, FundAccountInput

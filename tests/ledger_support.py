@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from activities import ledger
-from activities.ledger_verify import LedgerReport, verify_ledger
+from activities.ledger.verify import LedgerReport, verify_ledger
 from core.db import SessionFactory, transaction
 from models.identity.tables import User, UserStatus
 from models.ledger.payloads import (

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio.client import Client
 
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from activities.providers.rail import HttpPaymentRail, PaymentRail, RailPayment, SubmitPayment
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend

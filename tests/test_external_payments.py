@@ -5,7 +5,6 @@ simulator calling our webhook. Each money path ends with the ledger invariant ch
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from pathlib import Path
@@ -16,11 +15,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
@@ -51,24 +50,20 @@ from tests.payment_support import (  # noqa: F401 - fixtures
     wrong_totp,
 )
 from tests.rail_support import eventually
+from tests.replay_support import HISTORIES, recorded, replay
 from workers.assembly import WorkerDeps, build_workers
 from workflows.external_payment import ExternalPaymentWorkflow
 
 FUNDS = 500_000  # 5000.00 EUR; the review threshold is 1000.00
-HISTORIES = Path(__file__).parent / "histories"
 
 
 def _replayer() -> Replayer:
     return Replayer(workflows=[ExternalPaymentWorkflow], data_converter=pydantic_data_converter)
 
 
-@pytest.mark.parametrize(
-    "path", sorted(HISTORIES.glob("external_payment_*.json")), ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("path", recorded("ExternalPaymentWorkflow"), ids=lambda p: p.stem)
 async def test_recorded_external_payment_histories_still_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json("recorded", json.loads(path.read_text()))
-
-    await _replayer().replay_workflow(history)
+    await replay(path, ExternalPaymentWorkflow)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Ledger activities through a real Temporal worker: registered by the worker assembly, results
+"""Ledger activities through a real Temporal worker: registered by the worker assembly (only
+those a workflow calls), results
 and typed non-retryable rejections cross the pydantic data converter intact."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from activities import ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from models.ledger.payloads import EntryResult, LedgerTransferInput
+from models.ledger.payloads import PlacedHold, PlaceHoldInput
 from tests.ledger_support import assert_ledger_ok, balances, funded_account, new_user
 from workers.assembly import WorkerDeps, main_activities
 
@@ -25,21 +26,22 @@ from workers.assembly import WorkerDeps, main_activities
 class ProbeResult(BaseModel):
     """What the probe workflow saw."""
 
-    first: EntryResult
-    retried: EntryResult
+    first: PlacedHold
+    retried: PlacedHold
     rejections: list[str]
     retry_states: list[str]
 
 
 @workflow.defn(name="LedgerProbe", sandboxed=False)
 class LedgerProbeWorkflow:
-    """Calls ledger.transfer as a workflow would: once, again with the same key, then bad calls."""
+    """Calls ledger.place_hold as a workflow would: once, again with the same key, then bad
+    calls."""
 
     @workflow.run
-    async def run(self, req: LedgerTransferInput) -> ProbeResult:
+    async def run(self, req: PlaceHoldInput) -> ProbeResult:
         """Run the calls and report what came back."""
-        first = await self._transfer(req)
-        retried = await self._transfer(req)
+        first = await self._hold(req)
+        retried = await self._hold(req)
         rejections: list[str] = []
         retry_states: list[str] = []
         for bad in (
@@ -47,7 +49,7 @@ class LedgerProbeWorkflow:
             req.model_copy(update={"idempotency_key": "too-much", "amount": 10**9}),
         ):
             try:
-                await self._transfer(bad)
+                await self._hold(bad)
             except ActivityError as err:
                 cause = err.cause
                 rejections.append(cause.type or "" if isinstance(cause, ApplicationError) else "")
@@ -56,29 +58,24 @@ class LedgerProbeWorkflow:
             first=first, retried=retried, rejections=rejections, retry_states=retry_states
         )
 
-    async def _transfer(self, req: LedgerTransferInput) -> EntryResult:
-        result: EntryResult = await workflow.execute_activity(
-            "ledger.transfer",
+    async def _hold(self, req: PlaceHoldInput) -> PlacedHold:
+        result: PlacedHold = await workflow.execute_activity(
+            "ledger.place_hold",
             req,
-            result_type=EntryResult,
+            result_type=PlacedHold,
             start_to_close_timeout=timedelta(seconds=20),
             retry_policy=RetryPolicy(maximum_attempts=5),
         )
         return result
 
 
-async def test_transfer_activity_replays_and_rejects_without_retrying(
+async def test_hold_activity_replays_and_rejects_without_retrying(
     settings: Settings, temporal_client: Client, sessions: SessionFactory
 ) -> None:
     owner = await new_user(sessions)
     a = await funded_account(sessions, owner, 10_000, name="A")
-    b = await funded_account(sessions, owner, 0, name="B")
-    req = LedgerTransferInput(
-        idempotency_key=f"transfer-{uuid.uuid4()}:post",
-        from_account_id=a,
-        to_account_id=b,
-        amount=1_234,
-        currency="EUR",
+    req = PlaceHoldInput(
+        idempotency_key=f"payment-{uuid.uuid4()}:hold", account_id=a, amount=1_234, currency="EUR"
     )
     deps = WorkerDeps(settings=settings, sessions=sessions, email=MemoryEmailBackend())
     queue = f"{settings.task_queue}-ledger-probe"
@@ -95,9 +92,9 @@ async def test_transfer_activity_replays_and_rejects_without_retrying(
         )
 
     assert result.retried == result.first
-    assert [p.amount for p in result.first.postings] == [-1_234, 1_234]
+    assert result.first.amount == 1_234
     assert result.rejections == [ledger.IDEMPOTENCY_KEY_REUSED, ledger.INSUFFICIENT_FUNDS]
     # Temporal did not retry the business rejections.
     assert result.retry_states == [RetryState.NON_RETRYABLE_FAILURE.name] * 2
-    assert await balances(sessions, a, b) == [(8_766, 0), (1_234, 0)]
+    assert await balances(sessions, a) == [(10_000, 1_234)]
     await assert_ledger_ok(sessions)

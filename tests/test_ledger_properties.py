@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities import ledger
 from activities.ledger import LedgerError
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from core.db import SessionFactory, create_engine, create_session_factory
 from models.base import utcnow
 from models.ledger.payloads import (

@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import text
 
-from activities.ledger_verify import format_report, verify_ledger
+from activities.ledger.verify import format_report, verify_ledger
 from core.db import SessionFactory, transaction
 from tests.ledger_support import funded_account, new_user
 

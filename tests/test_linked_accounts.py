@@ -23,7 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from activities.linking import micro_deposit_reference
 from api.app import create_app
 from api.services import Services
@@ -36,12 +36,12 @@ from temporal.ids import link_account_workflow_id
 from tests import ledger_support
 from tests.flows import Customer, register_customer
 from tests.rail_support import eventually, running_rail
+from tests.replay_support import HISTORIES, recorded, replay
 from workers.assembly import WorkerDeps, build_workers
 from workflows.link_account import LinkAccountWorkflow
 
 IBAN = "DE89 3704 0044 0532 0130 00"
 RAIL_REJECTED_IBAN = "DE76999999990000000404"  # valid, but the simulator rejects it at settlement
-HISTORIES = Path(__file__).parent / "histories"
 
 
 @pytest.fixture
@@ -276,13 +276,9 @@ def _replayer() -> Replayer:
     return Replayer(workflows=[LinkAccountWorkflow], data_converter=pydantic_data_converter)
 
 
-@pytest.mark.parametrize(
-    "path", sorted(HISTORIES.glob("link_account_*.json")), ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("path", recorded("LinkAccountWorkflow"), ids=lambda p: p.stem)
 async def test_recorded_link_histories_still_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json("recorded", json.loads(path.read_text()))
-
-    await _replayer().replay_workflow(history)
+    await replay(path, LinkAccountWorkflow)
 
 
 async def test_wrong_amounts_count_down_then_the_link_fails(

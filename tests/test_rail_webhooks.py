@@ -15,7 +15,7 @@ from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from activities.providers.rail import RAIL_WEBHOOK_PATH
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend

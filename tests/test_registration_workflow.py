@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from datetime import timedelta
@@ -11,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -25,10 +24,9 @@ from models.identity.schemas import RegistrationCreate
 from models.identity.tables import Registration, RegistrationStatus, User
 from temporal.ids import registration_workflow_id
 from tests.flows import register_customer
+from tests.replay_support import HISTORIES, recorded, replay
 from workers.assembly import WorkerDeps, build_workers
 from workflows.registration import RegistrationWorkflow
-
-HISTORIES = Path(__file__).parent / "histories"
 
 
 def _signup(email: str) -> RegistrationCreate:
@@ -91,15 +89,6 @@ async def test_completed_registration_history_replays_deterministically(
     await replayer.replay_workflow(history)
 
 
-@pytest.mark.parametrize(
-    "path", sorted(HISTORIES.glob("registration_*.json")), ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("path", recorded("RegistrationWorkflow"), ids=lambda p: p.stem)
 async def test_recorded_registration_histories_still_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json("recorded", json.loads(path.read_text()))
-
-    replayer = Replayer(workflows=[RegistrationWorkflow], data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
-
-
-def test_recorded_histories_exist() -> None:
-    assert list(HISTORIES.glob("registration_*.json")), "record with VORTEX_RECORD_HISTORIES=1"
+    await replay(path, RegistrationWorkflow)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from temporalio.api.enums.v1 import EventType
@@ -14,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from api.app import create_app
 from api.services import Services
 from core.db import SessionFactory
@@ -24,10 +23,9 @@ from models.payments.payloads import PaymentState
 from models.payments.tables import Payment, PaymentStatus
 from temporal.ids import transfer_workflow_id
 from tests import ledger_support
+from tests.replay_support import HISTORIES
 from workers.assembly import WorkerDeps, build_workers
 from workflows.transfer import TransferWorkflow
-
-HISTORIES = Path(__file__).parent / "histories"
 
 
 async def test_a_scheduled_transfer_runs_at_its_time_and_moves_the_money_once(

@@ -3,7 +3,6 @@ cancellation, and the bad-input cases that must move no money."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,18 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.ledger_verify import verify_ledger
+from activities.ledger.verify import verify_ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from temporal.ids import transfer_workflow_id
 from tests.flows import Customer, fund, register_customer
+from tests.replay_support import HISTORIES, recorded, replay
 from workflows.transfer import TransferWorkflow
-
-HISTORIES = Path(__file__).parent / "histories"
 
 
 async def _replay_and_keep(client: Client, payment_id: str, name: str) -> None:
@@ -39,11 +37,9 @@ def _replayer() -> Replayer:
     return Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("transfer_*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", recorded("TransferWorkflow"), ids=lambda p: p.stem)
 async def test_recorded_transfer_histories_still_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json("recorded", json.loads(path.read_text()))
-
-    await _replayer().replay_workflow(history)
+    await replay(path, TransferWorkflow)
 
 
 @pytest.fixture

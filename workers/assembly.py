@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.ledger import LedgerActivities
+from activities.ledger.activities import LedgerActivities
 from activities.linking import LinkingActivities
 from activities.payments import PaymentActivities
 from activities.providers.rail import HttpPaymentRail, PaymentRail

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities
+    from activities.ledger.activities import LedgerActivities
     from models.accounts.payloads import AccountClosureInput, AccountClosureState
     from models.ledger.payloads import CloseAccountInput, ClosedAccount
-    from temporal import search_attributes
-    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY
+    from temporal.activity_options import db_step
+    from temporal.errors import failure_type
+    from temporal.status import publish_status
 
 
 @workflow.defn(name="AccountClosureWorkflow")
@@ -33,13 +34,11 @@ class AccountClosureWorkflow:
                     sweep_to_account_id=inp.sweep_to_account_id,
                     owner_user_id=inp.owner_user_id,
                 ),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-                retry_policy=DB_RETRY,
+                **db_step(inp.activity_timeout_seconds),
             )
         except ActivityError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError):
-                self._state.status, self._state.reason = "refused", cause.type
+            if (reason := failure_type(exc)) is not None:
+                self._state.status, self._state.reason = "refused", reason
                 self._publish()
             raise
         self._state.status = "closed"
@@ -52,6 +51,4 @@ class AccountClosureWorkflow:
         return self._state
 
     def _publish(self) -> None:
-        workflow.upsert_search_attributes(
-            [search_attributes.STATUS.value_set(f"closure_{self._state.status}")]
-        )
+        publish_status(f"closure_{self._state.status}")

@@ -34,7 +34,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities
+    from activities.ledger.activities import LedgerActivities
     from activities.payments import PaymentActivities
     from activities.providers.rail import NON_RETRYABLE_RAIL_ERRORS, RailRejectedError
     from activities.rail_payments import RailActivities
@@ -52,8 +52,9 @@ with workflow.unsafe.imports_passed_through():
         RiskInput,
     )
     from models.payments.tables import PaymentStatus
-    from temporal import search_attributes
-    from temporal.queues import DB_RETRY, EXTERNAL_ACTIVITY_TIMEOUT
+    from temporal.activity_options import EXTERNAL_ACTIVITY_TIMEOUT, db_step
+    from temporal.errors import non_retryable
+    from temporal.status import publish_status
 
 NOT_CANCELLABLE: Final = "NotCancellable"
 NOT_AWAITING_APPROVAL: Final = "NotAwaitingApproval"
@@ -64,13 +65,6 @@ _INTERRUPTED: Final = "interrupted"  # _submit(): a cancellation or the rail's o
 HOLD_DEADLINE_PATCH: Final = "requires-action-hold-deadline"
 
 
-def _non_retryable(exc: ActivityError) -> ApplicationError | None:
-    cause = exc.cause
-    if isinstance(cause, ApplicationError) and cause.non_retryable:
-        return cause
-    return None
-
-
 @workflow.defn(name="ExternalPaymentWorkflow")
 class ExternalPaymentWorkflow:
     """Pays a saved beneficiary through the rail exactly once, or releases the money."""
@@ -78,7 +72,7 @@ class ExternalPaymentWorkflow:
     @workflow.init
     def __init__(self, inp: ExternalPaymentInput) -> None:
         self._inp = inp
-        self._db_timeout = timedelta(seconds=inp.activity_timeout_seconds)
+        self._db_options = db_step(inp.activity_timeout_seconds)
         self._state = PaymentState(payment_id=inp.payment_id, status=PaymentStatus.PROCESSING)
         self._awaiting_approval = False
         self._approval: bool | None = None
@@ -185,8 +179,7 @@ class ExternalPaymentWorkflow:
                 amount=inp.amount,
                 currency=inp.currency,
             ),
-            start_to_close_timeout=self._db_timeout,
-            retry_policy=DB_RETRY,
+            **self._db_options,
         )
         if risk.decision == "deny":
             return await self._finish(PaymentStatus.REJECTED, f"risk: {risk.reason}")
@@ -239,11 +232,10 @@ class ExternalPaymentWorkflow:
                     ttl_seconds=inp.hold_ttl_seconds,
                     owner_user_id=inp.user_id,
                 ),
-                start_to_close_timeout=self._db_timeout,
-                retry_policy=DB_RETRY,
+                **self._db_options,
             )
         except ActivityError as exc:
-            if (cause := _non_retryable(exc)) is None:
+            if (cause := non_retryable(exc)) is None:
                 raise
             await self._finish(PaymentStatus.FAILED, f"{cause.type}: {cause.message}")
             return False
@@ -315,7 +307,7 @@ class ExternalPaymentWorkflow:
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
                 return _INTERRUPTED
-            cause = _non_retryable(exc)
+            cause = non_retryable(exc)
             if cause is not None and cause.type in NON_RETRYABLE_RAIL_ERRORS:
                 await self._release()
                 status = (
@@ -415,11 +407,10 @@ class ExternalPaymentWorkflow:
                 await workflow.execute_activity_method(
                     LedgerActivities.capture_hold,
                     CaptureHoldInput(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
-                    start_to_close_timeout=self._db_timeout,
-                    retry_policy=DB_RETRY,
+                    **self._db_options,
                 )
             except ActivityError as exc:
-                if (cause := _non_retryable(exc)) is None:
+                if (cause := non_retryable(exc)) is None:
                     raise
                 return await self._finish(
                     PaymentStatus.FAILED,
@@ -495,11 +486,10 @@ class ExternalPaymentWorkflow:
             await workflow.execute_activity_method(
                 LedgerActivities.release_hold,
                 ReleaseHoldInput(hold_id=self._hold_id, owner_user_id=self._inp.user_id),
-                start_to_close_timeout=self._db_timeout,
-                retry_policy=DB_RETRY,
+                **self._db_options,
             )
         except ActivityError as exc:
-            if (cause := _non_retryable(exc)) is None:
+            if (cause := non_retryable(exc)) is None:
                 raise
             # Already expired: the money is not held any more, which is what we wanted.
             workflow.logger.warning("hold not released: %s: %s", cause.type, cause.message)
@@ -522,8 +512,7 @@ class ExternalPaymentWorkflow:
                 failure_reason=reason,
                 rail_payment_id=self._state.rail_payment_id,
             ),
-            start_to_close_timeout=self._db_timeout,
-            retry_policy=DB_RETRY,
+            **self._db_options,
         )
 
     async def _finish(self, status: PaymentStatus, reason: str | None) -> None:
@@ -531,13 +520,11 @@ class ExternalPaymentWorkflow:
 
     def _publish(self) -> None:
         inp, state = self._inp, self._state
-        workflow.upsert_search_attributes(
-            [
-                search_attributes.USER_ID.value_set(str(inp.user_id)),
-                search_attributes.STATUS.value_set(state.status.value),
-                search_attributes.AMOUNT.value_set(inp.amount),
-                search_attributes.CURRENCY.value_set(inp.currency),
-            ]
+        publish_status(
+            state.status.value,
+            user_id=inp.user_id,
+            amount=inp.amount,
+            currency=inp.currency,
         )
         details = state.status.value
         if state.failure_reason:

@@ -8,17 +8,18 @@ same journal entry.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities
+    from activities.ledger.activities import LedgerActivities
     from models.transactions.payloads import (
         ExternalTransactionInput,
         ExternalTransactionState,
         RecordedExternalTransaction,
     )
-    from temporal import search_attributes
-    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY
+    from temporal.activity_options import db_step
+    from temporal.errors import failure_type
+    from temporal.status import publish_status
 
 
 @workflow.defn(name="RecordExternalTransactionWorkflow")
@@ -37,12 +38,11 @@ class RecordExternalTransactionWorkflow:
             result = await workflow.execute_activity_method(
                 LedgerActivities.record_external_transaction,
                 inp.request,
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-                retry_policy=DB_RETRY,
+                **db_step(inp.activity_timeout_seconds),
             )
         except ActivityError as exc:
-            if isinstance(exc.cause, ApplicationError):
-                self._state.status, self._state.reason = "rejected", exc.cause.type
+            if (reason := failure_type(exc)) is not None:
+                self._state.status, self._state.reason = "rejected", reason
                 self._publish()
             raise
         self._state.status, self._state.transaction_id = "recorded", result.transaction_id
@@ -55,6 +55,4 @@ class RecordExternalTransactionWorkflow:
         return self._state
 
     def _publish(self) -> None:
-        workflow.upsert_search_attributes(
-            [search_attributes.STATUS.value_set(f"external_txn_{self._state.status}")]
-        )
+        publish_status(f"external_txn_{self._state.status}")

@@ -27,8 +27,9 @@ with workflow.unsafe.imports_passed_through():
         MicroDepositsInput,
     )
     from models.linking.tables import LinkStatus
-    from temporal import search_attributes
-    from temporal.queues import DB_ACTIVITY_TIMEOUT, DB_RETRY, EXTERNAL_ACTIVITY_TIMEOUT
+    from temporal.activity_options import EXTERNAL_ACTIVITY_TIMEOUT, db_step
+    from temporal.errors import failure_type
+    from temporal.status import publish_status
 
 _TERMINAL = frozenset({LinkStatus.LINKED, LinkStatus.FAILED, LinkStatus.EXPIRED})
 RAIL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
@@ -76,8 +77,7 @@ class LinkAccountWorkflow:
                 retry_policy=SEND_RETRY,
             )
         except ActivityError as exc:
-            cause = exc.cause
-            refused = isinstance(cause, ApplicationError) and cause.type == MICRO_DEPOSIT_REFUSED
+            refused = failure_type(exc) == MICRO_DEPOSIT_REFUSED
             reason = "the rail refused the micro-deposits" if refused else "could not send"
             await self._set(LinkStatus.FAILED, reason)
             await self._reconcile()
@@ -112,8 +112,7 @@ class LinkAccountWorkflow:
                     linked_account_id=self._inp.linked_account_id,
                     amounts_digest=req.amounts_digest,
                 ),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-                retry_policy=DB_RETRY,
+                **db_step(self._inp.activity_timeout_seconds),
             )
             if check.matches:
                 await self._set(LinkStatus.LINKED, None)
@@ -183,8 +182,7 @@ class LinkAccountWorkflow:
         await workflow.execute_activity_method(
             LinkingActivities.set_status,
             LinkStatusChange(linked_account_id=self._inp.linked_account_id, status=status),
-            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-            retry_policy=DB_RETRY,
+            **db_step(self._inp.activity_timeout_seconds),
         )
         self._state.status, self._state.failure_reason = status, reason
         self._publish()
@@ -195,9 +193,7 @@ class LinkAccountWorkflow:
         )
 
     def _publish(self) -> None:
-        workflow.upsert_search_attributes(
-            [search_attributes.STATUS.value_set(self._state.status.value)]
-        )
+        publish_status(self._state.status.value)
 
     def _time_left(self) -> timedelta:
         assert self._state.expires_at is not None

@@ -22,13 +22,8 @@ with workflow.unsafe.imports_passed_through():
         VerifyEmailInput,
     )
     from models.identity.tables import RegistrationStatus
-    from temporal import search_attributes
-    from temporal.queues import (
-        DB_ACTIVITY_TIMEOUT,
-        DB_RETRY,
-        EXTERNAL_ACTIVITY_TIMEOUT,
-        EXTERNAL_RETRY,
-    )
+    from temporal.activity_options import db_step, external_call
+    from temporal.status import publish_status
 
 
 @workflow.defn(name="RegistrationWorkflow")
@@ -86,8 +81,7 @@ class RegistrationWorkflow:
                     sequence=self._codes_sent,
                     code_digest=req.code_digest,
                 ),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-                retry_policy=DB_RETRY,
+                **db_step(self._inp.activity_timeout_seconds),
             )
             if check.outcome == "ok":
                 self._status = RegistrationStatus.AWAITING_MFA
@@ -147,8 +141,7 @@ class RegistrationWorkflow:
                     registration_id=self._inp.registration_id,
                     recovery_code_digests=req.recovery_code_digests,
                 ),
-                start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-                retry_policy=DB_RETRY,
+                **db_step(self._inp.activity_timeout_seconds),
             )
             self._status = RegistrationStatus.COMPLETED
             self._publish_status()
@@ -178,22 +171,20 @@ class RegistrationWorkflow:
                 ttl_seconds=self._inp.code_ttl_seconds,
             ),
             task_queue=self._inp.email_task_queue,
-            start_to_close_timeout=EXTERNAL_ACTIVITY_TIMEOUT,
-            retry_policy=EXTERNAL_RETRY,
+            **external_call(),
         )
 
     async def _close(self, status: RegistrationStatus) -> None:
         await workflow.execute_activity_method(
             RegistrationActivities.close_registration,
             CloseRegistrationInput(registration_id=self._inp.registration_id, status=status),
-            start_to_close_timeout=DB_ACTIVITY_TIMEOUT,
-            retry_policy=DB_RETRY,
+            **db_step(self._inp.activity_timeout_seconds),
         )
         self._status = status
         self._publish_status()
 
     def _publish_status(self) -> None:
-        workflow.upsert_search_attributes([search_attributes.STATUS.value_set(self._status.value)])
+        publish_status(self._status.value)
 
     def _resend_available_at(self) -> datetime | None:
         if self._last_sent_at is None:

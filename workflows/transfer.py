@@ -22,8 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from models.ledger.payloads import LedgerTransferInput
     from models.payments.payloads import PaymentState, PaymentStatusChange, RiskInput, TransferInput
     from models.payments.tables import PaymentStatus
-    from temporal import search_attributes
-    from temporal.queues import DB_RETRY
+    from temporal.activity_options import db_step
+    from temporal.errors import non_retryable
+    from temporal.status import publish_status
 
 LOCAL_DB_STEPS = "transfer-local-db-steps"
 ArgT = TypeVar("ArgT")
@@ -43,7 +44,7 @@ class TransferWorkflow:
         )
         self._cancel_requested = False
         # A crashed worker's activity is retried after this; a setting, so tests can shorten it.
-        self._activity_timeout = timedelta(seconds=inp.activity_timeout_seconds)
+        self._db_options = db_step(inp.activity_timeout_seconds)
 
     @workflow.run
     async def run(self, inp: TransferInput) -> PaymentState:
@@ -81,9 +82,9 @@ class TransferWorkflow:
                 ),
             )
         except ActivityError as exc:
-            if isinstance(exc.cause, ApplicationError) and exc.cause.non_retryable:
+            if (rejection := non_retryable(exc)) is not None:
                 return await self._finish(
-                    PaymentStatus.FAILED, f"{exc.cause.type}: {exc.cause.message}"
+                    PaymentStatus.FAILED, f"{rejection.type}: {rejection.message}"
                 )
             raise
         self._state.status = PaymentStatus.COMPLETED  # recorded by post_transfer itself
@@ -128,20 +129,14 @@ class TransferWorkflow:
         """Run one idempotent DB activity: local once patched, as a regular one in old runs."""
         if workflow.patched(LOCAL_DB_STEPS):
             return await self._local(method, arg)
-        return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=self._activity_timeout, retry_policy=DB_RETRY
-        )
+        return await workflow.execute_activity_method(method, arg, **self._db_options)
 
     async def _local(self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT) -> ResultT:
-        return await workflow.execute_local_activity_method(
-            method, arg, start_to_close_timeout=self._activity_timeout, retry_policy=DB_RETRY
-        )
+        return await workflow.execute_local_activity_method(method, arg, **self._db_options)
 
     async def _finish(self, status: PaymentStatus, reason: str | None) -> PaymentState:
         await self._record(status, reason)
         return self._state
 
     def _publish(self) -> None:
-        workflow.upsert_search_attributes(
-            [search_attributes.STATUS.value_set(self._state.status.value)]
-        )
+        publish_status(self._state.status.value)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from api.auth import errors as auth_errors
 from core import errors
 from core.settings import Settings
 from models.identity.payloads import RegistrationState
@@ -64,17 +65,17 @@ class DecoyRegistrations:
         left = int(await self._redis.hincrby(key, "attempts_left", -1))
         if left <= 0:
             await self._redis.hset(key, "status", RegistrationStatus.FAILED.value)
-            raise errors.RegistrationFailed(
+            raise auth_errors.RegistrationFailed(
                 "too many wrong codes; registration failed", attempts_left=0
             )
-        raise errors.InvalidVerificationCode("wrong verification code", attempts_left=left)
+        raise auth_errors.InvalidVerificationCode("wrong verification code", attempts_left=left)
 
     async def resend_code(self, state: RegistrationState) -> RegistrationState:
         """Same cooldown as the real workflow; nothing is sent."""
         self._require_awaiting(state)
         now = datetime.now(UTC)
         if state.resend_available_at and now < state.resend_available_at:
-            raise errors.TooManyAttempts(
+            raise auth_errors.TooManyAttempts(
                 "a code was sent recently; wait before asking again",
                 resend_available_at=state.resend_available_at.isoformat(),
             )

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.registration import code_digest
+from api.auth import errors as auth_errors
 from api.auth import totp
 from api.auth.decoys import DecoyRegistrations
 from api.services import Services
@@ -47,10 +48,10 @@ T = TypeVar("T")
 RECOVERY_CODE_GROUPS = 4
 
 _UPDATE_ERRORS: dict[str, type[errors.AppError]] = {
-    "InvalidVerificationCode": errors.InvalidVerificationCode,
-    "VerificationCodeExpired": errors.VerificationCodeExpired,
-    "TooManyAttempts": errors.RegistrationFailed,
-    "ResendCooldown": errors.TooManyAttempts,
+    "InvalidVerificationCode": auth_errors.InvalidVerificationCode,
+    "VerificationCodeExpired": auth_errors.VerificationCodeExpired,
+    "TooManyAttempts": auth_errors.RegistrationFailed,
+    "ResendCooldown": auth_errors.TooManyAttempts,
     "InvalidRegistrationState": errors.InvalidState,
     "MfaNotSetUp": errors.InvalidState,
 }
@@ -97,7 +98,7 @@ class RegistrationService:
             body.password, user_inputs=[email, email.split("@")[0], body.first_name, body.last_name]
         )
         if reasons:
-            raise errors.WeakPassword(
+            raise auth_errors.WeakPassword(
                 "password is too weak: " + "; ".join(reasons), reasons=reasons
             )
         password_hash = await asyncio.to_thread(hash_password, body.password)
@@ -147,6 +148,7 @@ class RegistrationService:
                 registration_id=registration_id,
                 user_id=user_id,
                 email_task_queue=st.external_task_queue,
+                activity_timeout_seconds=st.db_activity_timeout_seconds,
                 code_ttl_seconds=st.verification_code_ttl_seconds,
                 max_attempts=st.verification_max_attempts,
                 resend_cooldown_seconds=st.verification_resend_cooldown_seconds,
@@ -264,7 +266,7 @@ class RegistrationService:
             )
         if not accepted:
             await self.s.throttle.record_failure(account, client)
-            raise errors.InvalidMfaCode()
+            raise auth_errors.InvalidMfaCode()
         codes = new_recovery_codes(self.s.settings.recovery_code_count)
         digests = [recovery_code_digest(self.s, c) for c in codes]
         await self._update(
@@ -279,7 +281,7 @@ class RegistrationService:
     async def _pending_user_awaiting_mfa(self, session: Any, user_id: uuid.UUID) -> User:
         user = await session.get(User, user_id, with_for_update=True)
         if user is None:
-            raise errors.InvalidToken("registration no longer exists")
+            raise auth_errors.InvalidToken("registration no longer exists")
         if user.status != UserStatus.PENDING:
             raise errors.InvalidState("MFA is already active for this account")
         registration = await session.scalar(

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from api.auth import errors as auth_errors
 from api.auth import totp
 from api.auth.registration import RegistrationService, normalize_email, recovery_code_digest
 from api.auth.tokens import TokenClaims
@@ -52,7 +53,7 @@ class SessionService:
             challenge, _ = self.s.tokens.issue(
                 user.id, "mfa_challenge", self.s.settings.mfa_challenge_ttl_seconds
             )
-            raise errors.MfaRequired(
+            raise auth_errors.MfaRequired(
                 "password accepted; send a totp_code or recovery_code with this challenge_token",
                 challenge_token=challenge,
             )
@@ -68,7 +69,7 @@ class SessionService:
             )
         if not accepted:
             await self.s.throttle.record_failure(account, client)
-            raise errors.InvalidMfaCode()
+            raise auth_errors.InvalidMfaCode()
         await self.s.throttle.record_success(account)
         return await self.issue_session(user.id)
 
@@ -78,7 +79,7 @@ class SessionService:
             async with self.s.sessions() as session:
                 user = await session.get(User, claims.subject)
             if user is None or user.status != UserStatus.ACTIVE:
-                raise errors.InvalidToken("challenge no longer valid")
+                raise auth_errors.InvalidToken("challenge no longer valid")
             return user
         if not body.email or body.password is None:
             raise errors.AppError("email and password (or a challenge_token) are required")
@@ -96,7 +97,7 @@ class SessionService:
                 await record_audit(
                     session, "login.failed", client=client, actor_user_id=user.id if user else None
                 )
-            raise errors.InvalidCredentials()
+            raise auth_errors.InvalidCredentials()
         if user.status == UserStatus.PENDING:
             await self._explain_pending(user)
         return user
@@ -109,10 +110,10 @@ class SessionService:
             )
         if registration is not None and registration.status == RegistrationStatus.AWAITING_MFA:
             token = RegistrationService(self.s).registration_token(user.id, registration.id)
-            raise errors.MfaSetupRequired(
+            raise auth_errors.MfaSetupRequired(
                 registration_id=str(registration.id), registration_token=token
             )
-        raise errors.RegistrationIncomplete(
+        raise auth_errors.RegistrationIncomplete(
             registration_id=str(registration.id) if registration else None
         )
 
@@ -168,7 +169,7 @@ class SessionService:
         async with transaction(self.s.sessions) as session:
             row = await session.get(RefreshToken, claims.token_id, with_for_update=True)
             if row is None or row.token_digest != token_digest(token):
-                raise errors.InvalidToken("unknown refresh token")
+                raise auth_errors.InvalidToken("unknown refresh token")
             if row.used_at is not None or row.revoked_at is not None:
                 reused_family = row.family_id
                 await self._revoke_family(session, row.family_id)
@@ -182,12 +183,14 @@ class SessionService:
             else:
                 user = await session.get(User, row.user_id)
                 if user is None or user.status != UserStatus.ACTIVE:
-                    raise errors.InvalidToken("account is not active")
+                    raise auth_errors.InvalidToken("account is not active")
                 row.used_at = utcnow()
                 pair = await self._issue_in(session, row.user_id, row.family_id)
         if reused_family is not None:
             await self._deny_family(reused_family)
-            raise errors.InvalidToken("refresh token reuse detected; all sessions of it revoked")
+            raise auth_errors.InvalidToken(
+                "refresh token reuse detected; all sessions of it revoked"
+            )
         return pair
 
     async def logout(self, claims: TokenClaims, client: str) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from core.errors import TooManyAttempts
+from api.auth.errors import TooManyAttempts
 
 
 @dataclass(frozen=True)

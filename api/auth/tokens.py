@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import jwt
 
-from core.errors import InvalidToken
+from api.auth.errors import InvalidToken
 from models.base import utcnow
 
 ALGORITHM = "HS256"

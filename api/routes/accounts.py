@@ -6,11 +6,9 @@ import hashlib
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from temporalio.client import WorkflowFailureError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -18,9 +16,10 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from activities.ledger import LedgerError, open_account
+from activities.ledger import open_account
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.ledger_errors import application_error, as_problem
+from api.idempotency import IdempotencyKey
+from api.ownership import owned_account
 from core import errors
 from core.db import transaction
 from models.accounts.payloads import AccountClosureInput
@@ -42,7 +41,6 @@ from temporal.ids import account_closure_workflow_id
 from workflows.account_closure import AccountClosureWorkflow
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 MAX_OPEN_ACCOUNTS = 20
 
 
@@ -73,16 +71,6 @@ def view_of(account: LedgerAccount) -> AccountPublic:
         opened_at=account.opened_at,
         closed_at=account.closed_at,
     )
-
-
-async def owned_account(
-    session: AsyncSession, user_id: uuid.UUID, account_id: uuid.UUID, *, lock: bool = False
-) -> LedgerAccount:
-    """The caller's customer account, or 404 (also for another user's account)."""
-    account = await session.get(LedgerAccount, account_id, with_for_update=lock)
-    if account is None or account.owner_user_id != user_id:
-        raise errors.NotFound("unknown account")
-    return account
 
 
 @router.get("")
@@ -124,19 +112,16 @@ async def open_new_account(
         )
         if (open_count or 0) >= MAX_OPEN_ACCOUNTS:
             raise errors.Conflict(f"at most {MAX_OPEN_ACCOUNTS} open accounts per customer")
-        try:
-            opened = await open_account(
-                session,
-                OpenAccountInput(
-                    idempotency_key=key,
-                    owner_user_id=user.id,
-                    currency=body.currency,
-                    type=body.type,
-                    name=body.name,
-                ),
-            )
-        except LedgerError as exc:
-            raise as_problem(exc) from exc
+        opened = await open_account(
+            session,
+            OpenAccountInput(
+                idempotency_key=key,
+                owner_user_id=user.id,
+                currency=body.currency,
+                type=body.type,
+                name=body.name,
+            ),
+        )
         await record_audit(
             session,
             "account.opened",
@@ -204,28 +189,24 @@ async def close_account(
     workflow_id = account_closure_workflow_id(account_id)
     if account.status == AccountStatus.CLOSED:
         raise errors.InvalidState("account is already closed")
-    try:
-        result = await services.temporal.execute_workflow(
-            AccountClosureWorkflow.run,
-            AccountClosureInput(
-                account_id=account_id,
-                owner_user_id=user.id,
-                sweep_to_account_id=sweep_to_account_id,
-            ),
-            id=workflow_id,
-            task_queue=services.settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(search_attributes.USER_ID, str(user.id))]
-            ),
-            static_summary="Close a customer account (sweep the balance first if asked)",
-        )
-    except WorkflowFailureError as exc:
-        cause = application_error(exc)
-        if cause is None:
-            raise
-        raise as_problem(cause) from exc
+    # A refusal (balance without a sweep target, ...) propagates as its problem.
+    result = await services.temporal.execute_workflow(
+        AccountClosureWorkflow.run,
+        AccountClosureInput(
+            account_id=account_id,
+            owner_user_id=user.id,
+            sweep_to_account_id=sweep_to_account_id,
+            activity_timeout_seconds=services.settings.db_activity_timeout_seconds,
+        ),
+        id=workflow_id,
+        task_queue=services.settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(search_attributes.USER_ID, str(user.id))]
+        ),
+        static_summary="Close a customer account (sweep the balance first if asked)",
+    )
     async with transaction(services.sessions) as session:
         await record_audit(
             session,

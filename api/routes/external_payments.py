@@ -9,37 +9,34 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.ledger.errors import AccountClosed, CurrencyMismatch
+from api.auth import errors as auth_errors
 from api.auth.totp import consume_totp, user_key
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.ledger_errors import LedgerProblem
-from api.payments.idempotency import (
-    claim,
-    existing_payment,
-    key_digest,
-    replayed,
-    request_hash,
-)
-from api.routes.accounts import owned_account
-from api.routes.payment_methods import owned_payment_method
-from api.routes.payments import (
-    IdempotencyKeyHeader,
+from api.idempotency import IdempotencyKey, key_digest, request_hash
+from api.money import currency_code, minor_units
+from api.ownership import owned_account, owned_payment, owned_payment_method
+from api.payments.errors import NotAwaitingApproval, NotRetryable, UnsupportedPaymentMethod
+from api.payments.flow import (
+    claim_payment,
     ensure_available,
-    minor_amount,
-    owned_payment,
+    payment_public,
     payment_search_attributes,
-    payment_view,
+    update_refusal,
 )
 from api.services import Services
-from core import errors
 from core.db import transaction
+from core.errors import AppError
 from models.audit import record_audit
 from models.ledger.tables import AccountStatus, LedgerAccount
 from models.money import Money
@@ -63,15 +60,11 @@ def _check_payment(
     source: LedgerAccount, method: PaymentMethod, body: ExternalPaymentCreate, amount: int
 ) -> None:
     if method.kind != PaymentMethodKind.IBAN:
-        raise LedgerProblem(
-            422, "unsupported-payment-method", "payments can only be sent to an IBAN beneficiary"
-        )
+        raise UnsupportedPaymentMethod("payments can only be sent to an IBAN beneficiary")
     if source.status == AccountStatus.CLOSED:
-        raise LedgerProblem(409, "account-closed", "a closed account cannot send money")
+        raise AccountClosed("a closed account cannot send money")
     if body.currency != source.currency:
-        raise LedgerProblem(
-            422,
-            "currency-mismatch",
+        raise CurrencyMismatch(
             f"payment currency {body.currency} must match the account's ({source.currency})",
         )
     ensure_available(source, amount)
@@ -84,11 +77,11 @@ async def create_external_payment(
     services: ServicesDep,
     client: ClientDep,
     response: Response,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> PaymentPublic:
     """Pay a saved IBAN beneficiary (ExternalPaymentWorkflow); 202 with the status URL."""
     key = key_digest(idempotency_key)
-    amount = minor_amount(body.amount, body.currency)
+    amount = minor_units(body.amount, currency_code(body.currency))
     body_hash = request_hash(
         {
             "from": body.from_account_id,
@@ -98,19 +91,13 @@ async def create_external_payment(
             "description": body.description,
         }
     )
-    # A retry is answered from the row even if the balance or the beneficiary changed since.
-    async with services.reads() as session:
-        previous = await existing_payment(session, user.id, key)
-    if previous is not None:
-        replayed(previous, body_hash)
-        return await _answer(services, user.id, previous, created=False, response=response)
-    async with services.sessions() as session:
-        source = await owned_account(session, user.id, body.from_account_id)
-    method = await owned_payment_method(services, user.id, body.payment_method_id)
-    _check_payment(source, method, body, amount)
 
-    def new_payment(payment_id: uuid.UUID) -> Payment:
-        return Payment(
+    async def prepare(session: AsyncSession) -> Callable[[uuid.UUID], Payment]:
+        """Check the source account and the beneficiary, and build the row."""
+        source = await owned_account(session, user.id, body.from_account_id)
+        method = await owned_payment_method(session, user.id, body.payment_method_id)
+        _check_payment(source, method, body, amount)
+        return lambda payment_id: Payment(
             id=payment_id,
             user_id=user.id,
             kind=PaymentKind.EXTERNAL,
@@ -135,15 +122,13 @@ async def create_external_payment(
             details={"amount": amount, "currency": body.currency},
         )
 
-    payment, created = await claim(
-        services.sessions,
-        new_payment,
-        user_id=user.id,
-        key=key,
-        body_hash=body_hash,
-        on_first=audit,
+    # A retry is answered from the row even if the balance or the beneficiary changed since.
+    claimed = await claim_payment(
+        services, user_id=user.id, key=key, body_hash=body_hash, prepare=prepare, on_first=audit
     )
-    return await _answer(services, user.id, payment, created=created, response=response)
+    return await _answer(
+        services, user.id, claimed.payment, created=claimed.created, response=response
+    )
 
 
 async def _answer(
@@ -153,7 +138,7 @@ async def _answer(
         await _start(services, payment)  # attach on a retry: also heals a start that was lost
     if not created:
         response.status_code = status.HTTP_200_OK  # a retry: the same payment as before
-    return payment_view(await owned_payment(services, user_id, payment.id))
+    return payment_public(await owned_payment(services, user_id, payment.id))
 
 
 async def _start(services: Services, payment: Payment) -> None:
@@ -202,17 +187,17 @@ async def _start(services: Services, payment: Payment) -> None:
 
 
 async def _external_handle(
-    services: Services, user_id: uuid.UUID, payment_id: uuid.UUID, slug: str
+    services: Services, user_id: uuid.UUID, payment_id: uuid.UUID, refusal: type[AppError]
 ) -> tuple[Payment, WorkflowHandle[Any, Any], PaymentState]:
     """The caller's running external payment, its workflow handle and live state (or 409)."""
     payment = await owned_payment(services, user_id, payment_id)
     if payment.kind != PaymentKind.EXTERNAL or PaymentStatus(payment.status).is_terminal:
-        raise LedgerProblem(409, slug, f"payment is {payment.status}")
+        raise refusal(f"payment is {payment.status}")
     handle = services.temporal.get_workflow_handle(payment.workflow_id)
     try:
         state = await handle.query("status", result_type=PaymentState)
     except RPCError as exc:
-        raise LedgerProblem(409, slug, "payment has already finished") from exc
+        raise refusal("payment has already finished") from exc
     return payment, handle, state
 
 
@@ -225,10 +210,9 @@ async def approve_payment(
     client: ClientDep,
 ) -> PaymentPublic:
     """Approve a payment held for review with a TOTP code (checked here, never sent on)."""
-    slug = "not-awaiting-approval"
-    _, handle, state = await _external_handle(services, user.id, payment_id, slug)
+    _, handle, state = await _external_handle(services, user.id, payment_id, NotAwaitingApproval)
     if state.status != PaymentStatus.PENDING_APPROVAL:
-        raise LedgerProblem(409, slug, f"payment is {state.status.value}")
+        raise NotAwaitingApproval(f"payment is {state.status.value}")
     account = user_key(user.id)
     await services.throttle.ensure_allowed(account, client)
     async with transaction(services.sessions) as session:
@@ -243,17 +227,16 @@ async def approve_payment(
         )
     if not accepted:
         await services.throttle.record_failure(account, client)
-        raise errors.InvalidMfaCode()
+        raise auth_errors.InvalidMfaCode()
     try:
         await handle.execute_update(
             "approve", ApprovalDecision(approved=True), result_type=PaymentState
         )
-    except WorkflowUpdateFailedError as exc:
-        message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-        raise LedgerProblem(409, slug, message) from exc
+    except WorkflowUpdateFailedError as exc:  # the workflow refused: say why
+        raise NotAwaitingApproval(update_refusal(exc)) from exc
     except RPCError as exc:
-        raise LedgerProblem(409, slug, "payment has already finished") from exc
-    return payment_view(await owned_payment(services, user.id, payment_id))
+        raise NotAwaitingApproval("payment has already finished") from exc
+    return payment_public(await owned_payment(services, user.id, payment_id))
 
 
 @router.post("/{payment_id}/retry", status_code=status.HTTP_202_ACCEPTED)
@@ -261,14 +244,13 @@ async def retry_payment(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
 ) -> PaymentPublic:
     """Submit again a payment waiting in `requires_action` (sends the `ops_retry` signal)."""
-    slug = "not-retryable"
-    _, handle, state = await _external_handle(services, user.id, payment_id, slug)
+    _, handle, state = await _external_handle(services, user.id, payment_id, NotRetryable)
     if state.status != PaymentStatus.REQUIRES_ACTION:
-        raise LedgerProblem(409, slug, f"payment is {state.status.value}, not requires_action")
+        raise NotRetryable(f"payment is {state.status.value}, not requires_action")
     try:
         await handle.signal("ops_retry")
     except RPCError as exc:
-        raise LedgerProblem(409, slug, "payment has already finished") from exc
+        raise NotRetryable("payment has already finished") from exc
     async with transaction(services.sessions) as session:
         await record_audit(
             session,
@@ -277,4 +259,4 @@ async def retry_payment(
             subject=str(payment_id),
             client=client,
         )
-    return payment_view(await owned_payment(services, user.id, payment_id))
+    return payment_public(await owned_payment(services, user.id, payment_id))

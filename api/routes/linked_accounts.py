@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 from sqlalchemy import func, select, text
@@ -20,14 +20,21 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.ledger.errors import AccountClosed, InvalidAmount
 from activities.linking import MAX_DEPOSIT_MINOR, amounts_digest
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.ledger_errors import LedgerProblem
-from api.routes.accounts import owned_account
+from api.linking.errors import (
+    AlreadyLinked,
+    InvalidLinkState,
+    LinkFailed,
+    TooManyPendingLinks,
+    WrongAmounts,
+)
+from api.ownership import owned_account, owned_link
+from api.payments.errors import InvalidHolderName, valid_iban
 from api.services import Services
-from core import errors
 from core.db import transaction
-from core.iban import IbanError, validate_iban
+from core.errors import AppError
 from models.audit import record_audit
 from models.ledger.tables import AccountStatus
 from models.linking.payloads import ConfirmLinkInput, LinkAccountInput, LinkState
@@ -50,20 +57,6 @@ MAX_LINKS_LISTED = 100
 SECONDS_PER_DAY = 24 * 3600
 LinkId = Annotated[uuid.UUID, Path()]
 _TERMINAL = frozenset({LinkStatus.LINKED, LinkStatus.FAILED, LinkStatus.EXPIRED})
-_UPDATE_ERRORS: dict[str, tuple[int, str]] = {
-    "WrongAmounts": (400, "wrong-amounts"),
-    "TooManyAttempts": (410, "link-failed"),
-    "InvalidLinkState": (409, "invalid-state"),
-    "DepositsNotSent": (409, "deposits-not-sent"),
-}
-
-
-def valid_iban(raw: str) -> str:
-    """The normalised IBAN (`core.iban`: shape, country length, mod-97), or 422 `invalid-iban`."""
-    try:
-        return validate_iban(raw)
-    except IbanError as exc:
-        raise LedgerProblem(422, "invalid-iban", str(exc)) from exc
 
 
 def mask_iban(iban: str) -> str:
@@ -101,18 +94,6 @@ def _status_url(link: LinkedAccount) -> str:
     return f"/api/accounts/{link.account_id}/links/{link.id}"
 
 
-async def owned_link(
-    services: Services, user_id: uuid.UUID, account_id: uuid.UUID, link_id: uuid.UUID
-) -> LinkedAccount:
-    """The caller's link on the caller's account, or 404."""
-    async with services.sessions() as session:
-        await owned_account(session, user_id, account_id)
-        link = await session.get(LinkedAccount, link_id)
-    if link is None or link.user_id != user_id or link.account_id != account_id:
-        raise errors.NotFound("unknown linked account")
-    return link
-
-
 async def start_link_workflow(services: Services, link: LinkedAccount, currency: str) -> None:
     """Start (or attach to) the link's workflow; safe to call again for a retried request."""
     st = services.settings
@@ -122,6 +103,7 @@ async def start_link_workflow(services: Services, link: LinkedAccount, currency:
             LinkAccountInput(
                 linked_account_id=link.id,
                 user_id=link.user_id,
+                activity_timeout_seconds=services.settings.db_activity_timeout_seconds,
                 account_id=link.account_id,
                 currency=currency,
                 external_task_queue=st.external_task_queue,
@@ -155,11 +137,11 @@ async def link_external_account(
     iban = valid_iban(body.iban)
     holder_name = " ".join(body.holder_name.split())
     if not holder_name:
-        raise LedgerProblem(422, "invalid-holder-name", "holder_name must not be blank")
+        raise InvalidHolderName("holder_name must not be blank")
     async with transaction(services.sessions) as session:
         account = await owned_account(session, user.id, account_id)
         if account.status != AccountStatus.OPEN:
-            raise LedgerProblem(409, "account-closed", "a closed account cannot be linked")
+            raise AccountClosed("a closed account cannot be linked")
         await session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"link:{user.id}"}
         )
@@ -175,9 +157,7 @@ async def link_external_account(
             )
         ).scalar_one_or_none()
         if existing is not None and existing.status == LinkStatus.LINKED:
-            raise LedgerProblem(
-                409,
-                "already-linked",
+            raise AlreadyLinked(
                 "this external account is already linked to the account",
                 linked_account_id=str(existing.id),
             )
@@ -191,9 +171,7 @@ async def link_external_account(
                 )
             )
             if (pending or 0) >= MAX_PENDING_LINKS_PER_USER:
-                raise LedgerProblem(
-                    409,
-                    "too-many-pending-links",
+                raise TooManyPendingLinks(
                     f"at most {MAX_PENDING_LINKS_PER_USER} links can await confirmation at once",
                 )
             link_id = uuid.uuid4()
@@ -288,9 +266,7 @@ async def confirm_link(
         account = await owned_account(session, user.id, account_id)
     link = await owned_link(services, user.id, account_id, link_id)
     if LinkStatus(link.status) in _TERMINAL:
-        raise LedgerProblem(
-            409, "invalid-state", f"the link is {link.status}", link_status=link.status
-        )
+        raise InvalidLinkState(f"the link is {link.status}", link_status=link.status)
     minors = [_deposit_amount(a, account.currency) for a in body.amounts]
     digest = amounts_digest(services.crypto, link.id, minors)
     handle = services.temporal.get_workflow_handle_for(LinkAccountWorkflow.run, link.workflow_id)
@@ -302,20 +278,15 @@ async def confirm_link(
         cause = exc.cause
         if not isinstance(cause, ApplicationError):
             raise
-        details: dict[str, Any] = (
-            cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        )
-        http_status, slug = _UPDATE_ERRORS.get(cause.type or "", (409, "invalid-state"))
-        if cause.type in ("WrongAmounts", "TooManyAttempts"):
+        if cause.type in (WrongAmounts.code, LinkFailed.code):
             await _audit_confirm(services, user.id, link.id, client, accepted=False)
-        raise LedgerProblem(http_status, slug, cause.message, **details) from exc
+        refusal = AppError.from_failure(cause) or InvalidLinkState(cause.message)
+        raise refusal from exc
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
         link = await owned_link(services, user.id, account_id, link_id)
-        raise LedgerProblem(
-            409, "invalid-state", f"the link is {link.status}", link_status=link.status
-        ) from exc
+        raise InvalidLinkState(f"the link is {link.status}", link_status=link.status) from exc
     await _audit_confirm(services, user.id, link.id, client, accepted=True)
     return link_view(await owned_link(services, user.id, account_id, link_id), state)
 
@@ -325,11 +296,9 @@ def _deposit_amount(value: str, currency: str) -> int:
     try:
         minor = parse_amount(value, currency)
     except (AmountError, CurrencyError) as exc:
-        raise LedgerProblem(422, "invalid-amount", str(exc)) from exc
+        raise InvalidAmount(str(exc)) from exc
     if minor > MAX_DEPOSIT_MINOR:
-        raise LedgerProblem(
-            422,
-            "invalid-amount",
+        raise InvalidAmount(
             "each micro-deposit is at most "
             f"{format_amount(MAX_DEPOSIT_MINOR, currency)} {currency}",
         )

@@ -14,11 +14,9 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.ledger_errors import LedgerProblem
-from api.services import Services
+from api.payments.errors import InvalidCardToken, valid_iban
 from core import errors
 from core.db import transaction
-from core.iban import IbanError, validate_iban
 from models.audit import record_audit
 from models.base import utcnow
 from models.payments.schemas import PaymentMethodCreate, PaymentMethodList, PaymentMethodPublic
@@ -38,17 +36,6 @@ def payment_method_view(method: PaymentMethod) -> PaymentMethodPublic:
         card_last4=method.card_last4,
         created_at=method.created_at,
     )
-
-
-async def owned_payment_method(
-    services: Services, user_id: uuid.UUID, method_id: uuid.UUID
-) -> PaymentMethod:
-    """The caller's payment method that is not deleted, or 404 (also for another user's)."""
-    async with services.sessions() as session:
-        method = await session.get(PaymentMethod, method_id)
-    if method is None or method.user_id != user_id or method.deleted_at is not None:
-        raise errors.NotFound("unknown payment method")
-    return method
 
 
 @router.get("")
@@ -77,16 +64,11 @@ def _new_method(user_id: uuid.UUID, body: PaymentMethodCreate) -> PaymentMethod:
     if body.kind == PaymentMethodKind.IBAN:
         assert body.iban is not None
         assert body.name is not None
-        try:
-            iban = validate_iban(body.iban)
-        except IbanError as exc:
-            raise LedgerProblem(422, "invalid-iban", str(exc)) from exc
+        iban = valid_iban(body.iban)
         return PaymentMethod(user_id=user_id, kind=body.kind, name=body.name, iban=iban)
     assert body.card_token is not None
     if not any(ch.isalpha() for ch in body.card_token):
-        raise LedgerProblem(
-            422,
-            "invalid-card-token",
+        raise InvalidCardToken(
             "send the card processor's token; card numbers are never accepted",
         )
     name = body.name or (f"Card ending {body.last4}" if body.last4 else "Card")

@@ -36,8 +36,7 @@ from temporalio.common import (
 
 from activities.memos import MEMO_ID_PREFIX
 from api.deps import ClientDep, ServicesDep
-from api.ledger_errors import application_error, as_problem
-from api.routes.transactions import MAX_CLOCK_SKEW, parse_entry_money
+from api.money import MAX_CLOCK_SKEW, entry_money
 from api.services import Services
 from core.db import transaction
 from core.errors import AppError
@@ -50,6 +49,7 @@ from models.payments.tables import WebhookEvent
 from models.transactions.payloads import ExternalTransactionInput, RecordedExternalTransaction
 from models.transactions.schemas import ProcessorAck, ProcessorEvent
 from temporal import search_attributes
+from temporal.errors import application_error
 from temporal.ids import external_transaction_workflow_id
 from workflows.external_transaction import RecordExternalTransactionWorkflow
 
@@ -79,7 +79,7 @@ def _request(event: ProcessorEvent, account: LedgerAccount) -> ExternalEntryInpu
         raise MalformedProcessorEvent(f"external_id may not start with {MEMO_ID_PREFIX!r}")
     if event.occurred_at is not None and event.occurred_at > utcnow() + MAX_CLOCK_SKEW:
         raise MalformedProcessorEvent("occurred_at is in the future")
-    amount, currency, category = parse_entry_money(event.amount, event.currency, event.category)
+    amount, currency, category = entry_money(event.amount, event.currency, event.category)
     return ExternalEntryInput(
         account_id=account.id,
         external_id=event.external_id,
@@ -173,7 +173,11 @@ async def processor_event(
         # USE_EXISTING: a concurrent redelivery shares the running workflow.
         handle = await services.temporal.start_workflow(
             RecordExternalTransactionWorkflow.run,
-            ExternalTransactionInput(request=ledger_request, request_hash=request_hash),
+            ExternalTransactionInput(
+                request=ledger_request,
+                request_hash=request_hash,
+                activity_timeout_seconds=services.settings.db_activity_timeout_seconds,
+            ),
             id=external_transaction_workflow_id(account.id, event.external_id),
             task_queue=services.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -204,9 +208,9 @@ async def _outcome(
         recorded = await asyncio.wait_for(handle.result(), services.settings.processor_wait_seconds)
     except WorkflowFailureError as exc:
         cause = application_error(exc)
-        if cause is None:
+        problem = AppError.from_failure(cause) if cause is not None else None
+        if problem is None:
             raise
-        problem = as_problem(cause)
         await _audit(
             services,
             "processor.declined",

@@ -13,6 +13,7 @@ class AccountClosureInput(BaseModel):
     account_id: uuid.UUID
     owner_user_id: uuid.UUID
     sweep_to_account_id: uuid.UUID | None = None
+    activity_timeout_seconds: float | None = None  # None: the default database step timeout
 
 
 class AccountClosureState(BaseModel):

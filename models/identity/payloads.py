@@ -20,6 +20,7 @@ class RegistrationInput(BaseModel):
     max_attempts: int = 5
     resend_cooldown_seconds: int = 60
     expiry_seconds: int = 86400
+    activity_timeout_seconds: float | None = None  # None: the default database step timeout
 
 
 class RegistrationState(BaseModel):

@@ -29,6 +29,7 @@ class LinkAccountInput(BaseModel):
     confirmation_seconds: int
     max_attempts: int = 3
     settlement_timeout_seconds: int = DEFAULT_SETTLEMENT_TIMEOUT_SECONDS
+    activity_timeout_seconds: float | None = None  # None: the default database step timeout
 
 
 class LinkState(BaseModel):

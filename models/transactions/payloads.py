@@ -18,6 +18,7 @@ class ExternalTransactionInput(BaseModel):
 
     request: ExternalEntryInput
     request_hash: str
+    activity_timeout_seconds: float | None = None  # None: the default database step timeout
 
 
 class ExternalTransactionState(BaseModel):

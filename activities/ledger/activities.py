@@ -1,0 +1,81 @@
+"""LedgerActivities: the ledger operations that workflows call, one transaction each.
+
+Only what a workflow runs is registered; the API, ops commands and other activities call the
+plain functions of `activities.ledger` inside their own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+
+from activities.ledger.closure import close_account
+from activities.ledger.entries import record_external_transaction
+from activities.ledger.holds import capture_hold, place_hold, release_hold
+from core.db import SessionFactory, transaction
+from models.ledger.payloads import (
+    CaptureHoldInput,
+    CloseAccountInput,
+    ClosedAccount,
+    ExternalEntryInput,
+    ExternalTransactionResult,
+    PlacedHold,
+    PlaceHoldInput,
+    ReleaseHoldInput,
+    ResolvedHold,
+)
+
+Req = TypeVar("Req", bound=BaseModel)
+Res = TypeVar("Res", bound=BaseModel)
+
+
+class LedgerActivities:
+    """The ledger operations as activities: each runs in its own database transaction."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def _run(self, operation: Callable[[AsyncSession, Req], Awaitable[Res]], req: Req) -> Res:
+        async with transaction(self._sessions) as session:
+            return await operation(session, req)
+
+    @activity.defn(name="ledger.record_external_transaction")
+    async def record_external_transaction(
+        self, req: ExternalEntryInput
+    ) -> ExternalTransactionResult:
+        """Record a card or cash transaction."""
+        return await self._run(record_external_transaction, req)
+
+    @activity.defn(name="ledger.place_hold")
+    async def place_hold(self, req: PlaceHoldInput) -> PlacedHold:
+        """Place a hold."""
+        return await self._run(place_hold, req)
+
+    @activity.defn(name="ledger.capture_hold")
+    async def capture_hold(self, req: CaptureHoldInput) -> ResolvedHold:
+        """Capture a hold fully or partly."""
+        return await self._run(capture_hold, req)
+
+    @activity.defn(name="ledger.release_hold")
+    async def release_hold(self, req: ReleaseHoldInput) -> ResolvedHold:
+        """Release a hold."""
+        return await self._run(release_hold, req)
+
+    @activity.defn(name="ledger.close_account")
+    async def close_account(self, req: CloseAccountInput) -> ClosedAccount:
+        """Close a customer account (sweeping its balance if asked)."""
+        return await self._run(close_account, req)
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every ledger activity, for worker registration."""
+        return [
+            self.record_external_transaction,
+            self.place_hold,
+            self.capture_hold,
+            self.release_hold,
+            self.close_account,
+        ]

@@ -1,0 +1,40 @@
+"""Recorded workflow histories, named one by one: a replay test opens each file it names, so a
+missing history fails the run instead of shrinking a glob to nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+HISTORIES = Path(__file__).parent / "histories"
+
+# Every recorded history, by the workflow it replays against.
+RECORDED: dict[str, tuple[str, ...]] = {
+    "ExternalPaymentWorkflow": ("external_payment_completed", "external_payment_retried"),
+    "LinkAccountWorkflow": ("link_account_linked",),
+    "RegistrationWorkflow": ("registration_completed",),
+    "TransferWorkflow": (
+        "transfer_cancelled",
+        "transfer_cancelled_regular_activities",
+        "transfer_completed",
+        "transfer_completed_regular_activities",
+        "transfer_scheduled",
+    ),
+}
+
+
+def recorded(workflow_name: str) -> list[Path]:
+    """The history files recorded for a workflow (each must exist)."""
+    return [HISTORIES / f"{name}.json" for name in RECORDED[workflow_name]]
+
+
+async def replay(path: Path, workflow: type[Any]) -> None:
+    """Replay one recorded history against the current workflow code."""
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
