@@ -32,10 +32,10 @@ from models.ledger.tables import OutboxEvent
 from models.linking.payloads import (
     AmountsCheck,
     CheckAmountsInput,
-    LinkStatusChange,
     MicroDepositsInput,
     MicroDepositsOutcome,
     MicroDepositsSent,
+    SetLinkStatusInput,
 )
 from models.linking.tables import LinkedAccount, LinkStatus
 
@@ -203,7 +203,7 @@ class LinkingActivities:
         return AmountsCheck(matches=constant_time_equal(expected, inp.amounts_digest))
 
     @activity.defn(name="linking.set_status")
-    async def set_status(self, change: LinkStatusChange) -> None:
+    async def set_status(self, change: SetLinkStatusInput) -> None:
         """Record a status change and its `linked_account.updated` event; terminal is final."""
         async with transaction(self._sessions) as session:
             link = await session.get(LinkedAccount, change.linked_account_id, with_for_update=True)

@@ -13,7 +13,7 @@ from activities import ledger
 from core.db import SessionFactory, transaction
 from models.base import utcnow
 from models.ledger.payloads import LedgerTransferInput
-from models.payments.payloads import PaymentStatusChange, RiskDecision, RiskInput, TransferPosted
+from models.payments.payloads import RiskDecision, RiskInput, SetPaymentStatusInput, TransferPosted
 from models.payments.tables import TERMINAL_STATUSES, Payment, PaymentStatus
 
 TRANSFER_KEY_PREFIX = "transfer:"
@@ -49,7 +49,7 @@ class PaymentActivities:
         self._review_threshold = review_threshold_minor
 
     @activity.defn(name="payments.set_status")
-    async def set_status(self, change: PaymentStatusChange) -> None:
+    async def set_status(self, change: SetPaymentStatusInput) -> None:
         """Record a status change; a terminal status is never overwritten (idempotent)."""
         async with transaction(self._sessions) as session:
             payment = await session.get(Payment, change.payment_id, with_for_update=True)

@@ -43,13 +43,13 @@ with workflow.unsafe.imports_passed_through():
         ApprovalDecision,
         ExternalPaymentInput,
         PaymentState,
-        PaymentStatusChange,
         RailCancelInput,
         RailLookup,
         RailPaymentSnapshot,
         RailStatusInput,
         RailSubmitInput,
         RiskInput,
+        SetPaymentStatusInput,
     )
     from models.payments.tables import PaymentStatus
     from temporal.activity_options import EXTERNAL_ACTIVITY_TIMEOUT, db_step
@@ -506,7 +506,7 @@ class ExternalPaymentWorkflow:
         self._publish()
         await workflow.execute_activity_method(
             PaymentActivities.set_status,
-            PaymentStatusChange(
+            SetPaymentStatusInput(
                 payment_id=self._inp.payment_id,
                 status=status,
                 failure_reason=reason,

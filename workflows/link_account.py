@@ -23,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
         ConfirmLinkInput,
         LinkAccountInput,
         LinkState,
-        LinkStatusChange,
         MicroDepositsInput,
+        SetLinkStatusInput,
     )
     from models.linking.tables import LinkStatus
     from temporal.activity_options import EXTERNAL_ACTIVITY_TIMEOUT, db_step
@@ -181,7 +181,7 @@ class LinkAccountWorkflow:
     async def _set(self, status: LinkStatus, reason: str | None) -> None:
         await workflow.execute_activity_method(
             LinkingActivities.set_status,
-            LinkStatusChange(linked_account_id=self._inp.linked_account_id, status=status),
+            SetLinkStatusInput(linked_account_id=self._inp.linked_account_id, status=status),
             **db_step(self._inp.activity_timeout_seconds),
         )
         self._state.status, self._state.failure_reason = status, reason

@@ -20,7 +20,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities, transfer_key
     from models.ledger.payloads import LedgerTransferInput
-    from models.payments.payloads import PaymentState, PaymentStatusChange, RiskInput, TransferInput
+    from models.payments.payloads import (
+        PaymentState,
+        RiskInput,
+        SetPaymentStatusInput,
+        TransferInput,
+    )
     from models.payments.tables import PaymentStatus
     from temporal.activity_options import db_step
     from temporal.errors import non_retryable
@@ -116,7 +121,7 @@ class TransferWorkflow:
         self._publish()
         await self._db_step(
             PaymentActivities.set_status,
-            PaymentStatusChange(
+            SetPaymentStatusInput(
                 payment_id=self._inp.payment_id, status=status, failure_reason=reason
             ),
         )

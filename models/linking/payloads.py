@@ -84,7 +84,7 @@ class AmountsCheck(BaseModel):
     matches: bool
 
 
-class LinkStatusChange(BaseModel):
+class SetLinkStatusInput(BaseModel):
     """Write a new status to the `linked_accounts` read model."""
 
     linked_account_id: uuid.UUID

@@ -44,7 +44,7 @@ class TransferPosted(BaseModel):
     completed_at: datetime | None = None  # None: the row was already terminal (a replay)
 
 
-class PaymentStatusChange(BaseModel):
+class SetPaymentStatusInput(BaseModel):
     """Write a new status (and optional details) to the payment read model."""
 
     payment_id: uuid.UUID
