@@ -42,6 +42,7 @@ from temporal.devserver import start_time_skipping_server
 from workers.assembly import WorkerDeps, build_workers
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+TEST_PROCESSOR_SECRET = "test-processor-feed-secret"  # not the public dev default
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +164,7 @@ def base_settings(database_url: str, redis_url: str, temporal_client: Client) ->
         redis_url=redis_url,
         temporal_address=temporal_client.service_client.config.target_host,
         secret_key=TEST_SECRET,
+        processor_webhook_secret=TEST_PROCESSOR_SECRET,
         email_backend="memory",
     )
 
