@@ -10,7 +10,8 @@ import httpx
 import pyotp
 from sqlalchemy import text
 
-from cli.demo import DEMO_MONTHS, demo_schedule, seed_demo
+from cli.demo import seed_demo
+from cli.demo_schedule import DEMO_MONTHS, demo_schedule
 from core.db import SessionFactory
 from core.settings import Settings
 from tests.ledger_support import assert_ledger_ok, snapshot
