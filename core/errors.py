@@ -49,6 +49,12 @@ class AppError(Exception):
         details = failure.details[0] if failure.details else None
         return kind(failure.message, **(details if isinstance(details, dict) else {}))
 
+    @classmethod
+    def slug_for(cls, code: str | None) -> str | None:
+        """The problem slug of a Temporal failure type (the type itself if no class claims it)."""
+        kind = AppError._by_code.get(code or "")
+        return kind.type if kind is not None else code
+
     def failure(self) -> ApplicationError:
         """This error as the non-retryable ApplicationError a workflow or activity raises."""
         return ApplicationError(self.detail, self.extensions, type=self.code, non_retryable=True)

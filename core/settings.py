@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # Card processor / ATM network feed (`POST /api/processor/events`), signed with this secret.
     processor_webhook_secret: SecretStr = SecretStr(DEV_PROCESSOR_SECRET)
     processor_wait_seconds: float = Field(default=10.0, gt=0, le=60)
+    # A card authorisation's hold lapses after this unless the event names its own expiry.
+    card_authorization_hold_seconds: int = Field(default=7 * 24 * 3600, ge=1, le=30 * 24 * 3600)
 
     # External payments: TOTP approval deadline, rail submit retries, status polling.
     payment_approval_timeout_seconds: int = 900

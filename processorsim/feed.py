@@ -12,7 +12,13 @@ import httpx
 
 from core.signatures import PROCESSOR_SIGNATURE_HEADER, sign
 from models.ledger.tables import Direction
-from models.transactions.schemas import ProcessorAck, ProcessorEvent
+from models.transactions.schemas import (
+    CardAuthorizationEvent,
+    CardClearingEvent,
+    CardReversalEvent,
+    ProcessorAck,
+    ProcessorEvent,
+)
 
 FEED_PATH = "/api/processor/events"
 
@@ -45,6 +51,39 @@ def processor_event(
     )
 
 
+def card_authorization(
+    account_number: str, authorization_id: str, amount: str, currency: str, **text: Any
+) -> CardAuthorizationEvent:
+    """An `authorization.created` event (a hold the bank places or declines)."""
+    return CardAuthorizationEvent.model_validate(
+        {
+            "type": "authorization.created",
+            "event_id": f"evt_{uuid.uuid4().hex}",
+            "account_number": account_number,
+            "authorization_id": authorization_id,
+            "amount": amount,
+            "currency": currency,
+            **text,
+        }
+    )
+
+
+def card_clearing(
+    account_number: str, authorization_id: str, amount: str, clearing_id: str | None = None
+) -> CardClearingEvent:
+    """An `authorization.cleared` event (capture up to the authorised amount)."""
+    return CardClearingEvent.model_validate(
+        {
+            "type": "authorization.cleared",
+            "event_id": f"evt_{uuid.uuid4().hex}",
+            "account_number": account_number,
+            "authorization_id": authorization_id,
+            "clearing_id": clearing_id or f"clr_{uuid.uuid4().hex}",
+            "amount": amount,
+        }
+    )
+
+
 class ProcessorFeed:
     """Delivers signed events to the bank over HTTP (any httpx client: live or ASGI)."""
 
@@ -63,7 +102,10 @@ class ProcessorFeed:
         """One delivery of exactly these bytes and headers (tests forge and replay with it)."""
         return await self._http.post(FEED_PATH, content=body, headers=headers)
 
-    async def send(self, event: ProcessorEvent) -> ProcessorAck:
+    async def send(
+        self,
+        event: ProcessorEvent | CardAuthorizationEvent | CardClearingEvent | CardReversalEvent,
+    ) -> ProcessorAck:
         """Deliver one event, redelivering (same event id, fresh signature) on 5xx or no answer;
         raises for a 4xx, which redelivery cannot fix."""
         body = event.model_dump_json(exclude_none=True).encode()

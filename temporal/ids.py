@@ -36,3 +36,10 @@ def external_transaction_workflow_id(account_id: uuid.UUID, external_id: str) ->
 def external_payment_workflow_id(payment_id: uuid.UUID) -> str:
     """`payment-<payment uuid>`: an external payment (the row maps the Idempotency-Key to it)."""
     return f"payment-{payment_id}"
+
+
+def card_authorization_workflow_id(account_id: uuid.UUID, authorization_id: str) -> str:
+    """`card-auth-<account uuid>-<sha256(authorization id)[:32]>`: the processor's id is hashed
+    (it may carry card or terminal data)."""
+    digest = hashlib.sha256(authorization_id.encode()).hexdigest()[:32]
+    return f"card-auth-{account_id}-{digest}"

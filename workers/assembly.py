@@ -23,6 +23,7 @@ from core.email import EmailBackend
 from core.settings import Settings
 from workflows.account_closure import AccountClosureWorkflow
 from workflows.external_payment import ExternalPaymentWorkflow
+from workflows.card_authorization import CardAuthorizationWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
 from workflows.link_account import LinkAccountWorkflow
 from workflows.registration import RegistrationWorkflow
@@ -33,6 +34,7 @@ WORKFLOWS: Sequence[type] = (
     AccountClosureWorkflow,
     TransferWorkflow,
     RecordExternalTransactionWorkflow,
+    CardAuthorizationWorkflow,
     LinkAccountWorkflow,
     ExternalPaymentWorkflow,
 )

@@ -37,6 +37,10 @@ OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_lengt
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+AccountNumberText = Annotated[str, StringConstraints(min_length=1, max_length=12)]
 CategoryName = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32)
 ]
@@ -138,17 +142,71 @@ class ProcessorEvent(_EntryFields):
     with the same content is booked once, with other content it is declined.
     """
 
-    event_id: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
-    ]
+    event_id: EventId
     type: Literal["transaction.posted"] = "transaction.posted"
-    account_number: Annotated[str, StringConstraints(min_length=1, max_length=12)]
+    account_number: AccountNumberText
     external_id: ExternalId
     kind: Literal["card", "cash"] = "card"
 
 
-ProcessorOutcome = Literal["recorded", "declined", "unmatched", "pending"]
+ProcessorOutcome = Literal[
+    "recorded", "declined", "unmatched", "pending", "authorized", "cleared", "reversed"
+]
+
+
+class _CardEventFields(StrictModel):
+    event_id: EventId
+    account_number: AccountNumberText
+    authorization_id: ExternalId
+
+
+class CardAuthorizationEvent(_CardEventFields):
+    """`authorization.created`: a card payment was authorised at a terminal; the bank places a
+    hold for `amount` (or declines), until `expires_at` (default: the configured hold time)."""
+
+    type: Literal["authorization.created"]
+    amount: str = Field(max_length=40, description='decimal string in major units, e.g. "12.34"')
+    currency: CurrencyCode
+    description: Description = ""
+    merchant: OptionalText | None = None
+    expires_at: datetime | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_a_string(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError('amounts must be decimal strings like "12.34", never numbers')
+        return value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a timezone, e.g. 2024-05-01T12:00:00Z")
+        return value
+
+
+class CardClearingEvent(_CardEventFields):
+    """`authorization.cleared`: the merchant settled; the bank captures `amount` (at most the
+    authorised amount; the rest of the hold is released). `clearing_id` identifies the
+    clearing across redeliveries."""
+
+    type: Literal["authorization.cleared"]
+    clearing_id: ExternalId
+    amount: str = Field(max_length=40, description='decimal string in major units, e.g. "12.34"')
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_a_string(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError('amounts must be decimal strings like "12.34", never numbers')
+        return value
+
+
+class CardReversalEvent(_CardEventFields):
+    """`authorization.reversed`: the authorisation was cancelled; the bank releases the hold."""
+
+    type: Literal["authorization.reversed"]
 
 
 class ProcessorAck(BaseModel):
