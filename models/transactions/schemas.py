@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, field_validator
 
 from models.accounts.schemas import CurrencyCode
 from models.base import StrictModel
@@ -37,6 +37,18 @@ OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_lengt
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
+def _decimal_string(value: object) -> object:
+    # JSON numbers are refused outright: 0.1 is not representable as a float.
+    if not isinstance(value, str):
+        raise ValueError('amounts must be decimal strings like "12.34", never numbers')
+    return value
+
+
+DecimalText = Annotated[
+    str,
+    BeforeValidator(_decimal_string),
+    Field(max_length=40, description='decimal string in major units, e.g. "12.34"; never a float'),
+]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
@@ -93,9 +105,7 @@ class TransactionPage(BaseModel):
 class _EntryFields(StrictModel):
     """What a transaction says about money: amount, direction, who and what, when."""
 
-    amount: str = Field(
-        max_length=40, description='decimal string in major units, e.g. "12.34"; never a float'
-    )
+    amount: DecimalText
     currency: CurrencyCode
     direction: Direction
     description: Description = ""
@@ -103,14 +113,6 @@ class _EntryFields(StrictModel):
     counterparty: OptionalText | None = None
     category: CategoryName | None = None
     occurred_at: datetime | None = None
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_a_string(cls, value: object) -> object:
-        # JSON numbers are refused outright: 0.1 is not representable as a float.
-        if not isinstance(value, str):
-            raise ValueError('amounts must be decimal strings like "12.34", never numbers')
-        return value
 
     @field_validator("merchant", "counterparty")
     @classmethod
@@ -165,18 +167,11 @@ class CardAuthorizationEvent(_CardEventFields):
     hold for `amount` (or declines), until `expires_at` (default: the configured hold time)."""
 
     type: Literal["authorization.created"]
-    amount: str = Field(max_length=40, description='decimal string in major units, e.g. "12.34"')
+    amount: DecimalText
     currency: CurrencyCode
     description: Description = ""
     merchant: OptionalText | None = None
     expires_at: datetime | None = None
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_a_string(cls, value: object) -> object:
-        if not isinstance(value, str):
-            raise ValueError('amounts must be decimal strings like "12.34", never numbers')
-        return value
 
     @field_validator("expires_at")
     @classmethod
@@ -193,14 +188,7 @@ class CardClearingEvent(_CardEventFields):
 
     type: Literal["authorization.cleared"]
     clearing_id: ExternalId
-    amount: str = Field(max_length=40, description='decimal string in major units, e.g. "12.34"')
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_a_string(cls, value: object) -> object:
-        if not isinstance(value, str):
-            raise ValueError('amounts must be decimal strings like "12.34", never numbers')
-        return value
+    amount: DecimalText
 
 
 class CardReversalEvent(_CardEventFields):
