@@ -32,8 +32,6 @@ from models.payments.schemas import PaymentPublic
 from models.payments.tables import Payment, PaymentStatus
 from temporal import search_attributes
 
-MAX_KEY_LENGTH = 200
-
 
 async def existing_payment(session: AsyncSession, user_id: uuid.UUID, key: str) -> Payment | None:
     """The caller's payment already made with this Idempotency-Key, if any."""
