@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     # Linked external accounts: days to confirm the two micro-deposit amounts, and attempts.
     link_confirmation_days: int = 3
     link_confirmation_max_attempts: int = 3
+    # Every link costs the bank two micro-deposits: new links per customer per 30 days.
+    link_attempts_per_30_days: int = Field(default=10, ge=1)
     db_activity_timeout_seconds: float = 30.0  # start-to-close of DB activities in payments
 
     task_queue: str = "vortex-main"

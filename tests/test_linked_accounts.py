@@ -52,9 +52,17 @@ async def rail() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def settings(settings: Settings, rail: httpx.AsyncClient) -> Settings:
+def link_budget() -> int:
+    """New links a customer may start in 30 days (parametrize to lower it)."""
+    return 10
+
+
+@pytest.fixture
+def settings(settings: Settings, rail: httpx.AsyncClient, link_budget: int) -> Settings:
     """Per-test settings pointing the activities at this test's simulator."""
-    return settings.model_copy(update={"rail_url": str(rail.base_url)})
+    return settings.model_copy(
+        update={"rail_url": str(rail.base_url), "link_attempts_per_30_days": link_budget}
+    )
 
 
 @pytest.fixture
@@ -424,3 +432,28 @@ async def test_an_unconfirmed_link_expires_after_the_configured_days(
             assert (await verify_ledger(sessions)).ok
     finally:
         await services.close()
+
+
+@pytest.mark.parametrize("link_budget", [2])
+async def test_links_past_the_30_day_budget_are_refused_before_any_deposit_is_sent(
+    api: httpx.AsyncClient,
+    alice: Customer,
+    rail: httpx.AsyncClient,
+    sessions: SessionFactory,
+) -> None:
+    account_id = await _main_account(api, alice)
+    first = await _link(api, alice.auth, account_id, IBAN)
+    second = await _link(api, alice.auth, account_id, "GB82 WEST 1234 5698 7654 32")
+    retry = await _link(api, alice.auth, account_id, IBAN)  # the pending link again: no new cost
+    async with sessions() as session:
+        before = (await session.execute(text("SELECT count(*) FROM linked_accounts"))).scalar()
+
+    third = await _link(api, alice.auth, account_id, "FR14 2004 1010 0505 0001 3M02 606")
+
+    async with sessions() as session:
+        after = (await session.execute(text("SELECT count(*) FROM linked_accounts"))).scalar()
+    assert [first.status_code, second.status_code, retry.status_code] == [202, 202, 200]
+    assert third.status_code == 429, third.text
+    assert third.json()["type"].endswith("/too-many-link-attempts")
+    assert third.headers["retry-after"] == "86400"
+    assert before == after == 2

@@ -13,6 +13,10 @@ class TooManyPendingLinks(Conflict):
     type, title = "too-many-pending-links", "Too many links awaiting confirmation"
 
 
+class TooManyLinkAttempts(AppError):
+    status, type, title = 429, "too-many-link-attempts", "Too many account links started lately"
+
+
 class InvalidLinkState(Conflict):
     type, title, code = (
         "invalid-state",

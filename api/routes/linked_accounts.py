@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import (
@@ -27,6 +29,7 @@ from api.linking.errors import (
     AlreadyLinked,
     InvalidLinkState,
     LinkFailed,
+    TooManyLinkAttempts,
     TooManyPendingLinks,
     WrongAmounts,
 )
@@ -36,6 +39,7 @@ from api.services import Services
 from core.db import transaction
 from core.errors import AppError
 from models.audit import record_audit
+from models.base import utcnow
 from models.ledger.tables import AccountStatus
 from models.linking.payloads import ConfirmLinkInput, LinkAccountInput, LinkState
 from models.linking.schemas import (
@@ -174,6 +178,7 @@ async def link_external_account(
                 raise TooManyPendingLinks(
                     f"at most {MAX_PENDING_LINKS_PER_USER} links can await confirmation at once",
                 )
+            await _check_link_budget(session, user.id, services.settings.link_attempts_per_30_days)
             link_id = uuid.uuid4()
             link = LinkedAccount(
                 id=link_id,
@@ -204,6 +209,21 @@ async def link_external_account(
             await _discard(services, link.id)
         raise
     return LinkAccepted(linked_account_id=link.id, status=link.status, status_url=_status_url(link))
+
+
+async def _check_link_budget(session: AsyncSession, user_id: uuid.UUID, allowed: int) -> None:
+    """Refuse a new link past the customer's 30-day budget: each one makes the bank send two
+    micro-deposits that it never gets back, so links must not be an unbounded leak."""
+    since = utcnow() - timedelta(days=30)
+    started = await session.scalar(
+        select(func.count())
+        .select_from(LinkedAccount)
+        .where(col(LinkedAccount.user_id) == user_id, col(LinkedAccount.created_at) >= since)
+    )
+    if (started or 0) >= allowed:
+        raise TooManyLinkAttempts(
+            f"at most {allowed} account links can be started in 30 days", retry_after=86400
+        )
 
 
 async def _discard(services: Services, link_id: uuid.UUID) -> None:
