@@ -15,6 +15,7 @@ HISTORIES = Path(__file__).parent / "histories"
 
 # Every recorded history, by the workflow it replays against.
 RECORDED: dict[str, tuple[str, ...]] = {
+    "CardAuthorizationWorkflow": ("card_authorization_cleared",),
     "ExternalPaymentWorkflow": ("external_payment_completed", "external_payment_retried"),
     "LinkAccountWorkflow": ("link_account_linked",),
     "RegistrationWorkflow": ("registration_completed",),
@@ -36,5 +37,10 @@ def recorded(workflow_name: str) -> list[Path]:
 async def replay(path: Path, workflow: type[Any]) -> None:
     """Replay one recorded history against the current workflow code."""
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    await replay_history(history, workflow)
+
+
+async def replay_history(history: WorkflowHistory, workflow: type[Any]) -> None:
+    """Replay a history (recorded or just fetched) against the current workflow code."""
     replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)

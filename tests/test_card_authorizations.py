@@ -5,8 +5,10 @@ or a lapse releases it; every redelivery is idempotent and the ledger verifies."
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,8 @@ from temporal.ids import card_authorization_workflow_id
 from tests.flows import fund
 from tests.ledger_support import assert_ledger_ok, new_user, open_account
 from tests.rail_support import eventually
+from tests.replay_support import HISTORIES, recorded, replay, replay_history
+from workflows.card_authorization import CardAuthorizationWorkflow
 
 
 class Holder:
@@ -137,6 +141,15 @@ async def test_an_authorisation_holds_and_its_clearing_captures_the_cleared_amou
     assert posted["status"] == "posted"
     assert posted["amount"]["amount_minor"] == 2_745
     await assert_ledger_ok(sessions)
+    history = await handle.fetch_history()
+    if os.environ.get("VORTEX_RECORD_HISTORIES"):  # refresh the golden file deliberately
+        (HISTORIES / "card_authorization_cleared.json").write_text(history.to_json())
+    await replay_history(history, CardAuthorizationWorkflow)
+
+
+@pytest.mark.parametrize("path", recorded("CardAuthorizationWorkflow"), ids=lambda p: p.stem)
+async def test_recorded_card_authorization_histories_still_replay(path: Path) -> None:
+    await replay(path, CardAuthorizationWorkflow)
 
 
 async def test_a_reversal_releases_the_hold_and_nothing_can_be_cleared_after(
