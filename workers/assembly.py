@@ -22,8 +22,8 @@ from core.db import SessionFactory, read_sessions_for
 from core.email import EmailBackend
 from core.settings import Settings
 from workflows.account_closure import AccountClosureWorkflow
-from workflows.external_payment import ExternalPaymentWorkflow
 from workflows.card_authorization import CardAuthorizationWorkflow
+from workflows.external_payment import ExternalPaymentWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
 from workflows.link_account import LinkAccountWorkflow
 from workflows.registration import RegistrationWorkflow

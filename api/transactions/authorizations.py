@@ -25,6 +25,7 @@ from api.services import Services
 from api.transactions.feed import (
     MalformedProcessorEvent,
     audit_feed,
+    audit_rejections,
     claim_event,
     record_unmatched,
 )
@@ -84,21 +85,18 @@ async def authorize(
 ) -> ProcessorAck:
     """Place the hold (or decline) once per authorisation id."""
     subject = f"processor_event:{event.event_id}"
-    try:
+    async with audit_rejections(services, client, subject):
         currency = currency_code(event.currency)
         amount = minor_units(event.amount, currency)
         expires_at = _expiry(event, services.settings.card_authorization_hold_seconds)
-    except AppError as exc:
-        details: dict[str, object] = {"reason": exc.type, "detail": exc.detail[:200]}
-        await audit_feed(services, "processor.rejected", client, subject, details)
-        raise
     async with transaction(services.sessions) as session:
         payload = event.model_dump(mode="json")
         if not await claim_event(session, event.event_id, event.type, payload, client):
             return ProcessorAck(duplicate=True)
         if account is None or account.owner_user_id is None:
-            details = {"reason": "unknown account number"}
-            await record_unmatched(session, event.event_id, client, details)
+            await record_unmatched(
+                session, event.event_id, client, {"reason": "unknown account number"}
+            )
             return ProcessorAck(outcome="unmatched", reason="unknown-account")
         workflow_id = card_authorization_workflow_id(account.id, event.authorization_id)
         handle: Handle
@@ -140,7 +138,7 @@ async def authorize(
         state = await handle.result()
     ack = _ack(state)
     action = "processor.authorized" if ack.outcome == "authorized" else "processor.declined"
-    details = {"outcome": ack.outcome, "reason": ack.reason, "amount": amount}
+    details: dict[str, object] = {"outcome": ack.outcome, "reason": ack.reason, "amount": amount}
     await audit_feed(services, action, client, subject, details)
     return ack
 
@@ -155,12 +153,8 @@ async def settle(
     subject = f"processor_event:{event.event_id}"
     clearing: CardClearingInput | None = None
     if isinstance(event, CardClearingEvent) and account is not None:
-        try:
+        async with audit_rejections(services, client, subject):
             amount = minor_units(event.amount, account.currency)
-        except AppError as exc:
-            details: dict[str, object] = {"reason": exc.type, "detail": exc.detail[:200]}
-            await audit_feed(services, "processor.rejected", client, subject, details)
-            raise
         clearing = CardClearingInput(clearing_id=event.clearing_id, amount=amount)
     async with transaction(services.sessions) as session:
         payload = event.model_dump(mode="json")

@@ -8,6 +8,9 @@ again).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +40,17 @@ async def audit_feed(
     """Append one `processor.*` audit row in its own transaction."""
     async with transaction(services.sessions) as session:
         await record_audit(session, action, subject=subject, client=client, details=details)
+
+
+@asynccontextmanager
+async def audit_rejections(services: Services, client: str, subject: str) -> AsyncIterator[None]:
+    """Audit (`processor.rejected`) and re-raise a problem found while reading an event."""
+    try:
+        yield
+    except AppError as exc:
+        details: dict[str, object] = {"reason": exc.type, "detail": exc.detail[:200]}
+        await audit_feed(services, "processor.rejected", client, subject, details)
+        raise
 
 
 async def customer_account(services: Services, number: str) -> LedgerAccount | None:

@@ -22,6 +22,7 @@ from api.services import Services
 from api.transactions.feed import (
     MalformedProcessorEvent,
     audit_feed,
+    audit_rejections,
     claim_event,
     record_unmatched,
 )
@@ -69,18 +70,17 @@ async def book_posted(
 ) -> ProcessorAck:
     """Book a posted transaction once; `unmatched` for an unknown account number."""
     subject = f"processor_event:{event.event_id}"
-    try:
+    async with audit_rejections(services, client, subject):
         entry = ledger_entry(event, account) if account is not None else None
-    except AppError as exc:
-        details: dict[str, object] = {"reason": exc.type, "detail": exc.detail[:200]}
-        await audit_feed(services, "processor.rejected", client, subject, details)
-        raise
     async with transaction(services.sessions) as session:
         payload = event.model_dump(mode="json")
         if not await claim_event(session, event.event_id, event.type, payload, client):
             return ProcessorAck(duplicate=True)
         if account is None or entry is None:
-            details = {"reason": "unknown account number", "external_id": event.external_id}
+            details: dict[str, object] = {
+                "reason": "unknown account number",
+                "external_id": event.external_id,
+            }
             await record_unmatched(session, event.event_id, client, details)
             return ProcessorAck(outcome="unmatched", reason="unknown-account")
         request_hash = hashlib.sha256(entry.model_dump_json().encode()).hexdigest()
