@@ -16,6 +16,7 @@ from core.settings import Settings
 from models.migrate import upgrade_to_head_async
 from temporal.client import connect_temporal
 from temporal.devserver import DevServerProcess
+from temporal.schedules import apply_schedules
 
 log = get_logger("vortex.dev")
 
@@ -52,6 +53,8 @@ async def run_dev(settings: Settings, stop: asyncio.Event, *, demo: bool = False
         client = await connect_temporal(
             settings.effective_temporal_address, settings.temporal_namespace
         )
+        for schedule_id, outcome in await apply_schedules(client, settings):
+            log.info("schedule applied", schedule_id=schedule_id, outcome=outcome)
         _print_urls(settings, temporal_ui=temporal_ui)
         seeding = asyncio.create_task(_seed_when_up(settings, stop)) if demo else None
         await asyncio.gather(

@@ -1,4 +1,4 @@
-"""`vortex`: dev (everything embedded), api, worker, migrate."""
+"""`vortex`: dev (everything embedded), api, worker, migrate, schedules, rail, ledger."""
 
 from __future__ import annotations
 
@@ -63,6 +63,21 @@ def cmd_rail(settings: Settings, args: argparse.Namespace) -> None:
     _run_until_signal(lambda stop: run_rail(settings, stop))
 
 
+def cmd_schedules(settings: Settings, args: argparse.Namespace) -> None:
+    """Create or update the project's Temporal Schedules (idempotent)."""
+    from temporal.client import connect_temporal
+    from temporal.schedules import apply_schedules
+
+    async def apply() -> None:
+        client = await connect_temporal(
+            settings.effective_temporal_address, settings.temporal_namespace
+        )
+        for schedule_id, outcome in await apply_schedules(client, settings):
+            print(f"{outcome:8} {schedule_id}", flush=True)
+
+    asyncio.run(apply())
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     """Apply database migrations up to head."""
     from models.migrate import upgrade_to_head
@@ -97,6 +112,7 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] 
     "worker": (cmd_worker, "run the Temporal workers only"),
     "migrate": (cmd_migrate, "apply database migrations"),
     "rail": (cmd_rail, "run the payment rail simulator only"),
+    "schedules": (cmd_schedules, "create or update the Temporal Schedules (idempotent)"),
     "ledger": (cmd_ledger, "ledger maintenance: `vortex ledger verify|fund`"),
 }
 

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     link_attempts_per_30_days: int = Field(default=10, ge=1)
     db_activity_timeout_seconds: float = 30.0  # start-to-close of DB activities in payments
 
+    # Temporal Schedules (`vortex schedules`): ids start with this prefix.
+    schedule_id_prefix: str = "vortex-"
+    hold_expiry_interval_seconds: int = Field(default=3600, ge=60)
+
     task_queue: str = "vortex-main"
     external_task_queue: str = "vortex-external"
 

@@ -25,6 +25,7 @@ from workflows.account_closure import AccountClosureWorkflow
 from workflows.card_authorization import CardAuthorizationWorkflow
 from workflows.external_payment import ExternalPaymentWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
+from workflows.hold_expiry import ExpireHoldsWorkflow
 from workflows.link_account import LinkAccountWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.transfer import TransferWorkflow
@@ -35,6 +36,7 @@ WORKFLOWS: Sequence[type] = (
     TransferWorkflow,
     RecordExternalTransactionWorkflow,
     CardAuthorizationWorkflow,
+    ExpireHoldsWorkflow,
     LinkAccountWorkflow,
     ExternalPaymentWorkflow,
 )

@@ -15,12 +15,14 @@ from temporalio import activity
 
 from activities.ledger.closure import close_account
 from activities.ledger.entries import record_external_transaction
-from activities.ledger.holds import capture_hold, place_hold, release_hold
+from activities.ledger.holds import capture_hold, expire_holds, place_hold, release_hold
 from core.db import SessionFactory, transaction
 from models.ledger.payloads import (
     CaptureHoldInput,
     CloseAccountInput,
     ClosedAccount,
+    ExpireHoldsInput,
+    ExpireHoldsResult,
     ExternalEntryInput,
     ExternalTransactionResult,
     PlacedHold,
@@ -65,6 +67,11 @@ class LedgerActivities:
         """Release a hold."""
         return await self._run(release_hold, req)
 
+    @activity.defn(name="ledger.expire_holds")
+    async def expire_holds(self, req: ExpireHoldsInput) -> ExpireHoldsResult:
+        """Expire pending holds past their expiry (one batch)."""
+        return await self._run(expire_holds, req)
+
     @activity.defn(name="ledger.close_account")
     async def close_account(self, req: CloseAccountInput) -> ClosedAccount:
         """Close a customer account (sweeping its balance if asked)."""
@@ -77,5 +84,6 @@ class LedgerActivities:
             self.place_hold,
             self.capture_hold,
             self.release_hold,
+            self.expire_holds,
             self.close_account,
         ]

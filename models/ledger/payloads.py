@@ -339,3 +339,18 @@ class TransactionRecord(BaseModel):
     def of(cls, row: Transaction) -> TransactionRecord:
         """Build the view from a loaded row."""
         return cls.model_validate(row, from_attributes=True)
+
+
+class HoldExpiryInput(BaseModel):
+    """ExpireHoldsWorkflow input: how many holds per batch, and at most how many batches."""
+
+    batch_size: int = 500
+    max_batches: int = 20
+    activity_timeout_seconds: float | None = None
+
+
+class HoldExpiryResult(BaseModel):
+    """What one run expired."""
+
+    expired: int
+    batches: int
