@@ -11,6 +11,7 @@ from types import ModuleType
 BENCHMARKS: dict[str, str] = {
     "ledger": "bench.ledger",
     "transfers": "bench.transfers",
+    "reads": "bench.reads",
 }
 
 

@@ -28,3 +28,16 @@ class BareTransferWorkflow:
         timeout = timedelta(seconds=30)
         await workflow.execute_activity(noop_withdraw, amount, start_to_close_timeout=timeout)
         await workflow.execute_activity(noop_deposit, amount, start_to_close_timeout=timeout)
+
+
+@workflow.defn(name="BareLocalTransferWorkflow")
+class BareLocalTransferWorkflow:
+    """The same two no-op steps as local activities: the transfer path's own shape (its ledger
+    steps are local activities), so the honest baseline for it."""
+
+    @workflow.run
+    async def run(self, amount: int) -> None:
+        """Withdraw, then deposit, both in the workflow's worker."""
+        timeout = timedelta(seconds=30)
+        await workflow.execute_local_activity(noop_withdraw, amount, start_to_close_timeout=timeout)
+        await workflow.execute_local_activity(noop_deposit, amount, start_to_close_timeout=timeout)

@@ -1,0 +1,440 @@
+"""The dashboard's read path vs a bare FastAPI + asyncpg endpoint returning one row.
+
+Targets: authenticated `GET /api/accounts`, `GET /api/transactions` (first page of 50 of the
+demo history), `GET /api/payments` and `GET /api/auth/profile`, served by `vortex api` in its
+own process with a real login token (verified, revocation-checked, user looked up). Baseline:
+`bench.bare_api` in its own process on the same PostgreSQL. Rounds alternate target and baseline
+so background load hits both alike. The load generator is `wrk` when it is on PATH (Debian's
+package), else aiohttp. Prints req/s, p50/p99 and the API process's CPU ms per request for each,
+and each target's ratio against the baseline of the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import httpx
+import psutil
+import pyotp
+from sqlalchemy import make_url
+
+from bench.stack import api_process, bench_settings, bench_stores, temporal_dev_server
+from cli.demo import DemoCredentials, seed_demo
+from core.db import create_engine, create_session_factory
+from core.email import MemoryEmailBackend
+from core.embedded import free_port, wait_for_port
+from core.settings import Settings
+from workers.assembly import WorkerDeps, build_workers
+
+TARGETS: dict[str, str] = {
+    "accounts": "/api/accounts",
+    "transactions": "/api/transactions?limit=50",
+    "payments": "/api/payments",
+    "profile": "/api/auth/profile",
+}
+BASELINE = "bare"
+# Ratio targets of issue 12 (against the bare endpoint in the same run); None: report only.
+TARGET_RATIOS: dict[str, float | None] = {
+    "accounts": 0.5,
+    "transactions": 0.3,
+    "payments": None,
+    "profile": None,
+}
+DEMO_PAYMENTS = 12
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `python -m bench reads`."""
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--seconds", type=float, default=5.0, help="load per target and round")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument(
+        "--only", nargs="*", choices=list(TARGETS), default=list(TARGETS), help="targets to run"
+    )
+    parser.add_argument(
+        "--load", choices=["auto", "wrk", "aiohttp"], default="auto", help="load generator"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also sample the API process with py-spy during one extra accounts run and write "
+        "collapsed stacks to FILE (prints the top functions)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("VORTEX_BENCH_DATABASE_URL"),
+        help="PostgreSQL server (default: VORTEX_BENCH_DATABASE_URL, else embedded)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the read benchmark; exit code 1 if a target answered anything but 200."""
+    return asyncio.run(_main(args))
+
+
+@dataclass
+class Run:
+    """One load run against one URL."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Series:
+    """Every run of one target, in round order."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    def total_rate(self) -> float:
+        """Requests per second over all rounds."""
+        return sum(r.requests for r in self.runs) / sum(r.seconds for r in self.runs)
+
+    def median(self, attribute: str) -> float:
+        """The median over rounds of a per-run figure."""
+        return float(statistics.median(getattr(r, attribute) for r in self.runs))
+
+
+async def _main(args: argparse.Namespace) -> int:
+    async with bench_stores(args.database_url) as stores, temporal_dev_server() as env:
+        settings = bench_settings(stores, env.client.service_client.config.target_host)
+        api_port, bare_port = free_port(), free_port()
+        async with (
+            api_process(settings, api_port) as api,
+            _bare_process(settings, bare_port) as bare,
+        ):
+            token = await _seed(settings, env, api_port)
+            urls = {name: f"http://127.0.0.1:{api_port}{path}" for name, path in TARGETS.items()}
+            urls[BASELINE] = f"http://127.0.0.1:{bare_port}/row"
+            await _check_answers(urls, token)
+            generator = _generator(args.load)
+            pids = {name: api.pid for name in TARGETS} | {BASELINE: bare.pid}
+            selected = [*args.only, BASELINE]
+            for name in selected:  # warm-up: pools filled, code paths hot
+                await generator(urls[name], token, args.connections, 1.0, pids[name])
+            results = {name: Series() for name in selected}
+            for _ in range(args.rounds):
+                for name in selected:
+                    results[name].runs.append(
+                        await generator(
+                            urls[name], token, args.connections, args.seconds, pids[name]
+                        )
+                    )
+            if args.profile:
+                await _profile(generator, urls["accounts"], token, args, api.pid)
+    _print(results, args, generator.__name__)
+    failed = [name for name, s in results.items() if any(r.errors for r in s.runs)]
+    if failed:
+        print(f"non-200 answers from: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+@asynccontextmanager
+async def _bare_process(settings: Settings, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The baseline app in its own process."""
+    dsn = make_url(str(settings.database_url)).set(drivername="postgresql")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare_api",
+        "--dsn",
+        dsn.render_as_string(hide_password=False),
+        "--port",
+        str(port),
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.to_thread(wait_for_port, port, 60.0)
+        yield process
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def _seed(settings: Settings, env: object, api_port: int) -> str:
+    """The demo customer (history through the signed feed), a few transfers, and a real login:
+    the token is a session token, so every request pays the revocation check."""
+    from temporalio.testing import WorkflowEnvironment
+
+    assert isinstance(env, WorkflowEnvironment)
+    engine = create_engine(str(settings.database_url), pool_size=5)
+    deps = WorkerDeps(
+        settings=settings, sessions=create_session_factory(engine), email=MemoryEmailBackend()
+    )
+    workers = build_workers(env.client, deps)
+    try:
+        async with (
+            workers[0],
+            workers[1],
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as http,
+        ):
+            credentials = await seed_demo(settings, http)
+            token = await _login(http, credentials)
+            await _transfers(http, token, credentials)
+    finally:
+        await engine.dispose()
+    print(
+        f"seeded the demo customer: {len(credentials.accounts)} accounts, "
+        f"{credentials.transactions} transactions, {DEMO_PAYMENTS} payments"
+    )
+    return token
+
+
+async def _login(http: httpx.AsyncClient, credentials: DemoCredentials) -> str:
+    answer = await http.post(
+        "/api/auth/login",
+        json={
+            "email": credentials.email,
+            "password": credentials.password,
+            "totp_code": pyotp.TOTP(credentials.totp_secret).now(),
+        },
+    )
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
+async def _transfers(http: httpx.AsyncClient, token: str, credentials: DemoCredentials) -> None:
+    """Own transfers EUR checking -> savings, so the payments list has rows."""
+    source, _ = credentials.accounts["Everyday EUR"]
+    dest, _ = credentials.accounts["Savings EUR"]
+    for n in range(DEMO_PAYMENTS):
+        answer = await http.post(
+            "/api/payments/transfer",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"bench-reads-{n}"},
+            json={
+                "from_account_id": str(source),
+                "to_account_id": str(dest),
+                "amount": "1.00",
+                "currency": "EUR",
+                "description": f"bench {n}",
+            },
+        )
+        answer.raise_for_status()
+
+
+async def _check_answers(urls: dict[str, str], token: str) -> None:
+    """Each target answers 200 with what it should hold before anything is measured."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        for name, url in urls.items():
+            answer = await http.get(url)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:200]}")
+        accounts = (await http.get(urls["accounts"])).json()
+        page = (await http.get(urls["transactions"])).json()
+        if len(accounts["items"]) != 3 or len(page["items"]) != 50:
+            raise RuntimeError("the demo customer does not have 3 accounts and 50+ transactions")
+
+
+class Generator(Protocol):
+    """A load generator: run(url, token, connections, seconds, server_pid) -> Run."""
+
+    __name__: str
+
+    async def __call__(
+        self, url: str, token: str, connections: int, seconds: float, pid: int
+    ) -> Run:
+        """Load `url` for `seconds`; the server's CPU is read from `pid`."""
+        ...
+
+
+def _generator(choice: str) -> Generator:
+    if choice == "wrk" or (choice == "auto" and shutil.which("wrk")):
+        return _WrkLoad()
+    return _AiohttpLoad()
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+class _WrkLoad:
+    """wrk (C, one thread): the generator costs far less than the server it loads."""
+
+    __name__ = "wrk"
+    LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+    async def __call__(
+        self, url: str, token: str, connections: int, seconds: float, pid: int
+    ) -> Run:
+        before = _cpu_seconds(pid)
+        process = await asyncio.create_subprocess_exec(
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+        cpu = _cpu_seconds(pid) - before
+        text = out.decode()
+        requests = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", text).group(1))  # type: ignore[union-attr]
+        elapsed = re.search(r"requests in ([\d.]+)(ms|s|m)", text)
+        assert elapsed is not None
+        wall = float(elapsed.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[elapsed.group(2)]
+        quantiles = {
+            q: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+            for q, v, unit in self.LATENCY.findall(text)
+        }
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+        errors = int(bad.group(1)) if bad else 0
+        errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+        return Run(requests, wall, quantiles["50"], quantiles["99"], 1000 * cpu / requests, errors)
+
+
+class _AiohttpLoad:
+    """aiohttp in this process, when wrk is not installed (it costs more CPU than wrk)."""
+
+    __name__ = "aiohttp"
+
+    async def __call__(
+        self, url: str, token: str, connections: int, seconds: float, pid: int
+    ) -> Run:
+        latencies: list[float] = []
+        errors = 0
+        headers = {"Authorization": f"Bearer {token}"}
+        connector = aiohttp.TCPConnector(limit=connections)
+        before = _cpu_seconds(pid)
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def client(http: aiohttp.ClientSession) -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                async with http.get(url, headers=headers) as answer:
+                    await answer.read()
+                    errors += answer.status != 200
+                latencies.append(time.perf_counter() - sent)
+
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await asyncio.gather(*(client(http) for _ in range(connections)))
+        wall = time.perf_counter() - started
+        cpu = _cpu_seconds(pid) - before
+        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+        return Run(
+            len(latencies),
+            wall,
+            cuts[49] * 1000,
+            cuts[98] * 1000,
+            1000 * cpu / len(latencies),
+            errors,
+        )
+
+
+async def _profile(
+    generator: Generator, url: str, token: str, args: argparse.Namespace, pid: int
+) -> None:
+    """py-spy samples the API process under accounts load; the top frames are printed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    seconds = max(5, round(args.seconds))
+    recorder = await asyncio.create_subprocess_exec(
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(seconds),
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--output",
+        args.profile,
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.5)
+    await generator(url, token, args.connections, seconds + 1, pid)
+    await recorder.wait()
+    print(f"\npy-spy profile of the API under accounts load: {args.profile}")
+    print(top_frames(await asyncio.to_thread(Path(args.profile).read_text)))
+
+
+LINE_NUMBER = re.compile(r":\d+\)$")
+PROJECT_PACKAGES = ("(api/", "(core/", "(models/", "(activities/")
+
+
+def top_frames(collapsed: str, limit: int = 20) -> str:
+    """The frames with the most samples in a collapsed-stack profile: by self time, then the
+    project's own functions by inclusive time (async stacks start at the task, not the loop)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue  # a wrapped frame name: py-spy prints names as they are
+        count = int(count_text)
+        total += count
+        frames = [LINE_NUMBER.sub(")", frame) for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    lines = [f"{total} samples. Self time %:"]
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:limit]:
+        lines.append(f"  {100 * count / total:5.1f}  {frame}")
+    lines.append("Project functions, inclusive time %:")
+    ours = [kv for kv in inclusive.items() if any(p in kv[0] for p in PROJECT_PACKAGES)]
+    for frame, count in sorted(ours, key=lambda kv: -kv[1])[:limit]:
+        lines.append(f"  {100 * count / total:5.1f}  {frame}")
+    return "\n".join(lines)
+
+
+def _print(results: dict[str, Series], args: argparse.Namespace, load: str) -> None:
+    base = results[BASELINE]
+    print(
+        f"\nreads vs bare FastAPI + asyncpg one-row endpoint ({args.rounds} rounds x "
+        f"{args.seconds:g} s, {args.connections} connections, load: {load})"
+    )
+    print(
+        f"{'target':<14} {'req/s':>8} {'vs bare':>8} {'per round':>18} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'p99 x':>6} {'CPU ms/req':>11}"
+    )
+    for name, series in results.items():
+        rate = series.total_rate()
+        per_round = " ".join(
+            f"{run.rate / b.rate:.2f}" for run, b in zip(series.runs, base.runs, strict=True)
+        )
+        print(
+            f"{name:<14} {rate:>8.0f} {rate / base.total_rate():>8.2f} "
+            f"{per_round:>18} {series.median('p50_ms'):>8.1f} {series.median('p99_ms'):>8.1f} "
+            f"{series.median('p99_ms') / base.median('p99_ms'):>6.1f} "
+            f"{series.median('cpu_ms_per_request'):>11.2f}"
+        )
+    for name, target in TARGET_RATIOS.items():
+        if target is None or name not in results:
+            continue
+        ratio = results[name].total_rate() / base.total_rate()
+        verdict = "met" if ratio >= target else "NOT met"
+        extra = ""
+        if name == "accounts":
+            p99x = results[name].median("p99_ms") / base.median("p99_ms")
+            extra = f"; p99 {p99x:.1f}x bare (target <= 2x: {'met' if p99x <= 2 else 'NOT met'})"
+        print(f"target: {name} >= {target} x bare -> {verdict} ({ratio:.2f}){extra}")

@@ -1,0 +1,123 @@
+"""What every benchmark stands on: a throwaway database on embedded (or given) PostgreSQL, an
+embedded Redis, a Temporal dev server, and `vortex api` in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import make_url
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, venv_binary, wait_for_port
+from core.settings import Settings
+from models.migrate import upgrade_to_head_async
+from temporal import search_attributes
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The URLs of the benchmark's own database and Redis."""
+
+    database_url: str
+    redis_url: str
+
+
+@asynccontextmanager
+async def bench_stores(server_url: str | None) -> AsyncIterator[Stores]:
+    """A migrated database of its own (created and dropped on `server_url`, else on an
+    embedded PostgreSQL) and an embedded Redis, removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="vortex-bench-"))
+    os.chmod(tmp, 0o755)  # noqa: S103 - the embedded postgres system user must traverse it
+    embedded: EmbeddedPostgres | None = None
+    redis = EmbeddedRedis(tmp / "redis", free_port())
+    try:
+        if not server_url:
+            embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres")
+            await asyncio.to_thread(embedded.start)
+            server_url = embedded.url
+        await asyncio.to_thread(redis.start)
+        name = f"vortex_bench_{uuid.uuid4().hex[:10]}"
+        admin_url = make_url(server_url).set(drivername="postgresql")
+        admin = await asyncpg.connect(admin_url.render_as_string(hide_password=False))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+            try:
+                await upgrade_to_head_async(url)
+                yield Stores(url, redis.url)
+            finally:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    finally:
+        redis.stop()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@asynccontextmanager
+async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A local Temporal dev server with the project's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        dev_server_existing_path=venv_binary("temporal"),
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def bench_settings(stores: Stores, temporal_address: str, **overrides: object) -> Settings:
+    """Settings for a benchmark run: its own stores and task queues, no rate limits in the way."""
+    values: dict[str, object] = {
+        "database_url": stores.database_url,
+        "redis_url": stores.redis_url,
+        "temporal_address": temporal_address,
+        "payment_sync_wait_seconds": 60.0,  # the HTTP answer comes when the ledger is posted
+        "max_payments_per_hour": 10**9,  # the risk rule's velocity limit would stop the run
+        "task_queue": f"bench-{uuid.uuid4().hex[:6]}",
+        "external_task_queue": f"bench-ext-{uuid.uuid4().hex[:6]}",
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def api_process(settings: Settings, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`vortex api` in its own process, as in production: its CPU is not the worker's."""
+    env = os.environ | {
+        "VORTEX_DATABASE_URL": str(settings.database_url),
+        "VORTEX_REDIS_URL": str(settings.redis_url),
+        "VORTEX_TEMPORAL_ADDRESS": str(settings.temporal_address),
+        "VORTEX_TASK_QUEUE": settings.task_queue,
+        "VORTEX_EXTERNAL_TASK_QUEUE": settings.external_task_queue,
+        "VORTEX_API_PORT": str(port),
+        "VORTEX_PAYMENT_SYNC_WAIT_SECONDS": str(settings.payment_sync_wait_seconds),
+        "VORTEX_MAX_PAYMENTS_PER_HOUR": str(settings.max_payments_per_hour),
+        "VORTEX_PROCESSOR_WEBHOOK_SECRET": settings.processor_webhook_secret.get_secret_value(),
+        "VORTEX_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "VORTEX_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli.main", "api", env=env, stdin=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await asyncio.to_thread(wait_for_port, port, 60.0)
+        yield process
+    finally:
+        process.terminate()
+        await process.wait()
