@@ -1,8 +1,15 @@
-"""FastAPI dependencies: services, client address, current user."""
+"""FastAPI dependencies: services, client address, the caller.
+
+The hot path of every authenticated read: verify the access token (in process), then one Redis
+round trip that answers both "was this session revoked" and "was this user disabled". No
+database read: a user's status changes only through `api.auth.user_status`, which denies the
+user's live tokens in Redis (see docs/decisions.md, fast reads).
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
@@ -10,8 +17,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import errors as auth_errors
-from api.auth.sessions import REVOKED_FAMILY_KEY
 from api.auth.tokens import TokenClaims
+from api.auth.user_status import BLOCKED_USER_KEY, REVOKED_FAMILY_KEY
 from api.services import Services
 from core import errors
 from models.identity.tables import User, UserStatus
@@ -19,12 +26,13 @@ from models.identity.tables import User, UserStatus
 bearer = HTTPBearer(auto_error=False)
 
 
-def get_services(request: Request) -> Services:
-    """The services built by the app lifespan."""
+async def get_services(request: Request) -> Services:
+    """The services built by the app lifespan. Every dependency here is `async def`: FastAPI
+    runs a plain `def` dependency in a worker thread, a thread hop on every request."""
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The caller's address, used for per-client throttling and audit."""
     return request.client.host if request.client else "unknown"
 
@@ -41,9 +49,14 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def access_claims(services: ServicesDep, credentials: Credentials) -> TokenClaims:
-    """Validate the access token and that its session has not been revoked."""
+    """Validate the access token, and that neither its session nor its user was revoked."""
     claims = services.tokens.verify(_token(credentials), "access")
-    if await services.redis.exists(REVOKED_FAMILY_KEY.format(claims.extra.get("sid"))):
+    revoked, blocked = await services.redis.mget(
+        REVOKED_FAMILY_KEY.format(claims.extra.get("sid")), BLOCKED_USER_KEY.format(claims.subject)
+    )
+    if blocked is not None:
+        raise auth_errors.InvalidToken("account is not active")
+    if revoked is not None:
         raise auth_errors.InvalidToken("session has been revoked")
     structlog.contextvars.bind_contextvars(user_id=str(claims.subject))
     return claims
@@ -52,8 +65,25 @@ async def access_claims(services: ServicesDep, credentials: Credentials) -> Toke
 AccessClaims = Annotated[TokenClaims, Depends(access_claims)]
 
 
-async def current_user(services: ServicesDep, claims: AccessClaims) -> User:
-    """The active user the access token belongs to."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated, active customer a request acts for."""
+
+    id: uuid.UUID
+    session_id: str
+
+
+async def current_caller(claims: AccessClaims) -> Caller:
+    """Who is calling: all a route needs to scope its queries (no database read)."""
+    return Caller(claims.subject, str(claims.extra.get("sid")))
+
+
+CurrentUser = Annotated[Caller, Depends(current_caller)]
+
+
+async def current_user_row(services: ServicesDep, claims: AccessClaims) -> User:
+    """The caller's user row (a fresh read, status checked again), for the routes that show or
+    change the profile or check a second factor."""
     async with services.reads() as session:
         user = await session.get(User, claims.subject)
     if user is None or user.status != UserStatus.ACTIVE:
@@ -61,7 +91,7 @@ async def current_user(services: ServicesDep, claims: AccessClaims) -> User:
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+CurrentUserRow = Annotated[User, Depends(current_user_row)]
 
 
 async def registration_claims(services: ServicesDep, credentials: Credentials) -> TokenClaims:

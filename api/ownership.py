@@ -59,7 +59,7 @@ async def owned_link(
     services: Services, user_id: uuid.UUID, account_id: uuid.UUID, link_id: uuid.UUID
 ) -> LinkedAccount:
     """The caller's link on the caller's account, or 404."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         await owned_account(session, user_id, account_id)
         link = await session.get(LinkedAccount, link_id)
     if link is None or link.user_id != user_id or link.account_id != account_id:

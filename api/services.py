@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
 from redis.asyncio import Redis
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.auth.throttle import Throttle, ThrottlePolicy
 from api.auth.tokens import TokenService
+from api.fast_reads import create_read_pool
 from core.crypto import Crypto, crypto_for
 from core.db import (
     SessionFactory,
@@ -30,6 +33,7 @@ class Services:
     engine: AsyncEngine
     sessions: SessionFactory
     reads: SessionFactory  # autocommit: single lookups on hot paths
+    read_pool: asyncpg.Pool  # plain asyncpg for api.fast_reads queries
     redis: Redis
     temporal: Client
     crypto: Crypto
@@ -39,14 +43,23 @@ class Services:
     @classmethod
     async def connect(cls, settings: Settings, temporal: Client | None = None) -> Services:
         """Open connections to PostgreSQL, Redis and Temporal."""
-        engine = create_engine(settings.effective_database_url)
+        engine = create_engine(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         crypto = crypto_for(settings.secret_key.get_secret_value())
         redis = create_redis(settings.effective_redis_url)
         client = temporal or await connect_temporal(
             settings.effective_temporal_address, settings.temporal_namespace
         )
+        dsn = make_url(settings.effective_database_url).set(drivername="postgresql")
+        read_pool = await create_read_pool(
+            dsn.render_as_string(hide_password=False), max_size=settings.db_pool_size
+        )
         return cls(
             settings=settings,
+            read_pool=read_pool,
             engine=engine,
             sessions=create_session_factory(engine),
             reads=create_read_session_factory(engine),
@@ -70,4 +83,5 @@ class Services:
     async def close(self) -> None:
         """Release connections."""
         await self.redis.aclose()
+        await self.read_pool.close()
         await self.engine.dispose()

@@ -106,6 +106,19 @@ def _ledger_arguments(parser: argparse.ArgumentParser) -> None:
     fund.add_argument("--reason", required=True, help="why the account is credited (audited)")
 
 
+def cmd_users(settings: Settings, args: argparse.Namespace) -> None:
+    """Ops: disable or re-enable a customer (audited)."""
+    from cli.users import run_users_command
+
+    sys.exit(run_users_command(settings, args))
+
+
+def _users_arguments(parser: argparse.ArgumentParser) -> None:
+    from cli.users import add_user_arguments
+
+    add_user_arguments(parser)
+
+
 COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] = {
     "dev": (cmd_dev, "everything on embedded services (Temporal + UI, PostgreSQL, Redis)"),
     "api": (cmd_api, "run the HTTP API only"),
@@ -114,10 +127,14 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] 
     "rail": (cmd_rail, "run the payment rail simulator only"),
     "schedules": (cmd_schedules, "create or update the Temporal Schedules (idempotent)"),
     "ledger": (cmd_ledger, "ledger maintenance: `vortex ledger verify|fund`"),
+    "users": (cmd_users, "ops: `vortex users disable|enable EMAIL --reason ...`"),
 }
 
 # Commands that take arguments of their own.
-ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"ledger": _ledger_arguments}
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "ledger": _ledger_arguments,
+    "users": _users_arguments,
+}
 
 
 def _dev_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,11 @@ async def run_workers(
     client = client or await connect_temporal(
         settings.effective_temporal_address, settings.temporal_namespace
     )
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     deps = WorkerDeps(
         settings=settings,
         sessions=create_session_factory(engine),

@@ -24,12 +24,16 @@ def asyncpg_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
     """Create the process engine. No pre-ping (it costs a round trip per transaction on the
     ledger's hot path); connections are recycled instead, and a connection lost to a database
-    restart fails one unit of work, which activities retry."""
+    restart fails one unit of work, which activities retry. Overflow connections (default: as
+    many as the pool) are closed after use."""
     return create_async_engine(
-        asyncpg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_recycle=1800,
     )
 
 

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
 
     # External services. Unset -> `vortex dev` embeds them on the ports below.
     database_url: str | None = None
+    # Connections each process keeps open, and how many more a burst may open (closed again
+    # after use: a pool too small for the load reconnects on every request).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
     redis_url: str | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"

@@ -15,6 +15,7 @@ from api.auth import errors as auth_errors
 from api.auth import totp
 from api.auth.registration import RegistrationService, normalize_email, recovery_code_digest
 from api.auth.tokens import TokenClaims
+from api.auth.user_status import REVOKED_FAMILY_KEY, deny_ttl_seconds
 from api.services import Services
 from core import errors
 from core.crypto import verify_password
@@ -30,8 +31,6 @@ from models.identity.tables import (
     User,
     UserStatus,
 )
-
-REVOKED_FAMILY_KEY = "auth:revoked-family:{}"
 
 
 def token_digest(token: str) -> str:
@@ -210,7 +209,7 @@ class SessionService:
 
     async def _deny_family(self, family: uuid.UUID) -> None:
         """Access tokens of a revoked family stop working at once (they are short-lived)."""
-        ttl = self.s.settings.access_token_ttl_seconds + 60
+        ttl = deny_ttl_seconds(self.s.settings)
         await self.s.redis.set(REVOKED_FAMILY_KEY.format(family), "1", ex=ttl)
 
     def _account_key(self, email: str) -> str:

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import col
 from temporalio.common import (
     SearchAttributePair,
@@ -18,6 +18,7 @@ from temporalio.common import (
 
 from activities.ledger import open_account
 from api.deps import ClientDep, CurrentUser, ServicesDep
+from api.fast_reads import ReadQuery, rows_as
 from api.idempotency import IdempotencyKey
 from api.ownership import owned_account
 from core import errors
@@ -73,6 +74,18 @@ def view_of(account: LedgerAccount) -> AccountPublic:
     )
 
 
+_CUSTOMER_ACCOUNTS = (
+    select(LedgerAccount)
+    .where(
+        col(LedgerAccount.owner_user_id) == bindparam("owner"),
+        col(LedgerAccount.kind) == AccountKind.CUSTOMER,
+    )
+    .order_by(col(LedgerAccount.opened_at))
+)
+LIST_ALL = ReadQuery(_CUSTOMER_ACCOUNTS)
+LIST_OPEN = ReadQuery(_CUSTOMER_ACCOUNTS.where(col(LedgerAccount.status) == AccountStatus.OPEN))
+
+
 @router.get("")
 async def list_accounts(
     user: CurrentUser,
@@ -80,15 +93,9 @@ async def list_accounts(
     include_closed: Annotated[bool, Query()] = False,
 ) -> AccountList:
     """The caller's accounts with balances (open ones unless `include_closed`)."""
-    query = select(LedgerAccount).where(
-        col(LedgerAccount.owner_user_id) == user.id,
-        col(LedgerAccount.kind) == AccountKind.CUSTOMER,
-    )
-    if not include_closed:
-        query = query.where(col(LedgerAccount.status) == AccountStatus.OPEN)
-    async with services.sessions() as session:
-        rows = (await session.execute(query.order_by(col(LedgerAccount.opened_at)))).scalars()
-        return AccountList(items=[view_of(a) for a in rows])
+    query = LIST_ALL if include_closed else LIST_OPEN
+    rows = await query.fetch(services.read_pool, owner=user.id)
+    return AccountList(items=[view_of(a) for a in rows_as(LedgerAccount, rows)])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -138,7 +145,7 @@ async def get_account(
     account_id: uuid.UUID, user: CurrentUser, services: ServicesDep
 ) -> AccountPublic:
     """One of the caller's accounts."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         return view_of(await owned_account(session, user.id, account_id))
 
 
@@ -169,7 +176,7 @@ async def rename_account(
 @router.get("/{account_id}/balance")
 async def get_balance(account_id: uuid.UUID, user: CurrentUser, services: ServicesDep) -> Balance:
     """Posted, held and available balance of one account."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         return balance_of(await owned_account(session, user.id, account_id))
 
 
@@ -182,7 +189,7 @@ async def close_account(
     sweep_to_account_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> AccountClosed:
     """Close via AccountClosureWorkflow; a non-zero balance needs `sweep_to_account_id`."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         account = await owned_account(session, user.id, account_id)
         if sweep_to_account_id is not None:
             await owned_account(session, user.id, sweep_to_account_id)

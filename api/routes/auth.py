@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 
 from api.auth.registration import RegistrationService
 from api.auth.sessions import SessionService
-from api.deps import AccessClaims, ClientDep, CurrentUser, RegistrationClaims, ServicesDep
+from api.deps import AccessClaims, ClientDep, CurrentUserRow, RegistrationClaims, ServicesDep
 from core.db import transaction
 from models.audit import record_audit
 from models.base import utcnow
@@ -139,14 +139,14 @@ def _profile(user: User) -> ProfilePublic:
 
 
 @router.get("/profile")
-async def get_profile(user: CurrentUser) -> ProfilePublic:
+async def get_profile(user: CurrentUserRow) -> ProfilePublic:
     """The caller's profile."""
     return _profile(user)
 
 
 @router.patch("/profile")
 async def update_profile(
-    body: ProfileUpdate, user: CurrentUser, services: ServicesDep, client: ClientDep
+    body: ProfileUpdate, user: CurrentUserRow, services: ServicesDep, client: ClientDep
 ) -> ProfilePublic:
     """Change first or last name (nothing else is writable)."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from activities.ledger.errors import AccountClosed, CurrencyMismatch
 from api.auth import errors as auth_errors
 from api.auth.totp import consume_totp, user_key
-from api.deps import ClientDep, CurrentUser, ServicesDep
+from api.deps import ClientDep, CurrentUser, CurrentUserRow, ServicesDep
 from api.idempotency import IdempotencyKey, key_digest, request_hash
 from api.money import currency_code, minor_units
 from api.ownership import owned_account, owned_payment, owned_payment_method
@@ -205,7 +205,7 @@ async def _external_handle(
 async def approve_payment(
     payment_id: uuid.UUID,
     body: ApproveBody,
-    user: CurrentUser,
+    user: CurrentUserRow,
     services: ServicesDep,
     client: ClientDep,
 ) -> PaymentPublic:

@@ -239,7 +239,7 @@ async def list_links(
     account_id: uuid.UUID, user: CurrentUser, services: ServicesDep
 ) -> LinkedAccountList:
     """The account's links, newest first (from PostgreSQL)."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         await owned_account(session, user.id, account_id)
         rows = (
             await session.execute(
@@ -282,7 +282,7 @@ async def confirm_link(
     client: ClientDep,
 ) -> LinkedAccountPublic:
     """Confirm the two micro-deposit amounts (any order); wrong answers cost an attempt."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         account = await owned_account(session, user.id, account_id)
     link = await owned_link(services, user.id, account_id, link_id)
     if LinkStatus(link.status) in _TERMINAL:

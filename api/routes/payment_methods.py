@@ -45,7 +45,7 @@ async def list_payment_methods(
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
 ) -> PaymentMethodList:
     """The caller's payment methods (deleted ones excluded), newest first."""
-    async with services.sessions() as session:
+    async with services.reads() as session:
         rows = (
             await session.execute(
                 select(PaymentMethod)

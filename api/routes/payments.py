@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select, tuple_
+from sqlalchemy import DateTime, Uuid, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from activities.ledger.errors import AccountClosed, CurrencyMismatch
 from api.deps import ClientDep, CurrentUser, ServicesDep
+from api.fast_reads import ReadQuery, rows_as
 from api.idempotency import IdempotencyKey, key_digest, request_hash
 from api.money import currency_code, minor_units
 from api.ownership import owned_account, owned_payment
@@ -205,6 +206,25 @@ def _completed(payment: Payment, outcome: PaymentState | None) -> Payment | None
     return payment
 
 
+_NEWEST_FIRST = (col(Payment.created_at).desc(), col(Payment.id).desc())
+FIRST_PAGE = ReadQuery(
+    select(Payment)
+    .where(col(Payment.user_id) == bindparam("user_id"))
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+NEXT_PAGE = ReadQuery(
+    select(Payment)
+    .where(
+        col(Payment.user_id) == bindparam("user_id"),
+        tuple_(col(Payment.created_at), col(Payment.id))
+        < tuple_(bindparam("at", type_=DateTime(timezone=True)), bindparam("after", type_=Uuid)),
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+)
+
+
 @router.get("")
 async def list_payments(
     user: CurrentUser,
@@ -213,15 +233,14 @@ async def list_payments(
     cursor: CursorParam = None,
 ) -> PaymentPage:
     """The caller's payments, newest first, with keyset pagination."""
-    query = select(Payment).where(col(Payment.user_id) == user.id)
-    if cursor is not None:
+    if cursor is None:
+        records = await FIRST_PAGE.fetch(services.read_pool, user_id=user.id, limit=limit + 1)
+    else:
         created_at, payment_id = position(*decode_cursor(cursor, "p", 2))
-        query = query.where(
-            tuple_(col(Payment.created_at), col(Payment.id)) < tuple_(created_at, payment_id)
+        records = await NEXT_PAGE.fetch(
+            services.read_pool, user_id=user.id, at=created_at, after=payment_id, limit=limit + 1
         )
-    query = query.order_by(col(Payment.created_at).desc(), col(Payment.id).desc()).limit(limit + 1)
-    async with services.sessions() as session:
-        rows = list((await session.execute(query)).scalars())
+    rows = rows_as(Payment, records)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = None
     if more and page:

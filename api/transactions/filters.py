@@ -108,7 +108,7 @@ class ListParams:
     status: TransactionStatus | None
 
 
-def list_params(
+async def list_params(
     account_id: AccountFilter = None,
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Bound = None,
