@@ -134,7 +134,7 @@ async def _main(args: argparse.Namespace) -> int:
     server_url = args.database_url
     try:
         if not server_url:
-            embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres")
+            embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres", fsync=False)
             await asyncio.to_thread(embedded.start)
             server_url = embedded.url
         await asyncio.to_thread(redis.start)
