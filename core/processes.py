@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,8 +68,11 @@ class PidRecord:
 
 
 def _exe(proc: psutil.Process) -> str:
-    cmdline = proc.cmdline()
-    return cmdline[0] if cmdline else ""
+    # The executable's path, not argv[0]: redis-server and postgres rewrite their titles.
+    try:
+        return str(proc.exe())
+    except psutil.AccessDenied:
+        return str(proc.name())
 
 
 def _record_path(pid_dir: Path, name: str) -> Path:
@@ -111,12 +115,25 @@ def stop_process(proc: psutil.Process, sig: int, timeout: float) -> None:
     """Send `sig`, wait up to `timeout` seconds, then SIGKILL the process."""
     with contextlib.suppress(psutil.NoSuchProcess):
         proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
+        if not _gone(proc, timeout):
             log.warning("child did not stop in time, killing it", pid=proc.pid, timeout=timeout)
             proc.kill()
-            proc.wait(5)
+            _gone(proc, 5)
+
+
+def _gone(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until the process has exited (a zombie counts: it is reaped if it is ours)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(psutil.Error, ChildProcessError):
+                    proc.wait(0)
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def stop_recorded(pid_dir: Path, *, timeout: float = 20.0, force: bool = False) -> list[str]:
