@@ -316,7 +316,7 @@ async def _main(args: argparse.Namespace) -> int:
     server_url = args.database_url
     if not server_url:
         tmp = Path(tempfile.mkdtemp(prefix="vortex-bench-"))
-        embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres")
+        embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres", fsync=False)
         await asyncio.to_thread(embedded.start)
         server_url = embedded.url
     name = f"vortex_bench_{uuid.uuid4().hex[:10]}"

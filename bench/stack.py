@@ -43,7 +43,7 @@ async def bench_stores(server_url: str | None) -> AsyncIterator[Stores]:
     redis = EmbeddedRedis(tmp / "redis", free_port())
     try:
         if not server_url:
-            embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres")
+            embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres", fsync=False)
             await asyncio.to_thread(embedded.start)
             server_url = embedded.url
         await asyncio.to_thread(redis.start)

@@ -1,15 +1,16 @@
-"""`vortex dev`: the whole platform on embedded services, state kept under `.vortex/`."""
+"""`vortex dev`: the whole platform on embedded services, state kept under `.vortex/`,
+supervised (see cli/supervisor.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
 
 import httpx
 
 from cli.demo import seed_demo
 from cli.rail import run_rail
 from cli.runtime import run_api, run_workers
+from cli.supervisor import PID_DIR, Supervisor
 from core.embedded import EmbeddedPostgres, EmbeddedRedis
 from core.logging import get_logger
 from core.settings import Settings
@@ -22,49 +23,65 @@ log = get_logger("vortex.dev")
 
 
 async def run_dev(settings: Settings, stop: asyncio.Event, *, demo: bool = False) -> None:
-    """Bring everything up (seeding the demo customer if `demo`), print the URLs, and tear it
-    all down on cancellation."""
+    """Bring everything up (seeding the demo customer if `demo`), print the URLs, keep it all
+    running until `stop`, then stop the services and the servers in order."""
+    supervisor = Supervisor(stop)
+    running = asyncio.create_task(_bring_up(settings, supervisor, demo=demo))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            running.result()  # only a failure at start ends it before `stop`
+    finally:
+        running.cancel()
+        stopping.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        log.info("stopping the services and embedded servers")
+        await supervisor.shutdown()
+
+
+async def _bring_up(settings: Settings, supervisor: Supervisor, *, demo: bool) -> None:
     state = settings.state_dir.resolve()
+    pid_dir = state / PID_DIR
     overrides: dict[str, str] = {}
     temporal_ui = not settings.temporal_address
-    async with AsyncExitStack() as stack:
-        if not settings.database_url:
-            pg = EmbeddedPostgres(state / "postgres", settings.embedded_postgres_port)
-            await asyncio.to_thread(pg.start)
-            stack.callback(pg.stop)
-            overrides["database_url"] = pg.url
-        if not settings.redis_url:
-            redis = EmbeddedRedis(state / "redis", settings.embedded_redis_port)
-            await asyncio.to_thread(redis.start)
-            stack.callback(redis.stop)
-            overrides["redis_url"] = redis.url
-        if not settings.temporal_address:
-            temporal = DevServerProcess(
-                port=settings.embedded_temporal_port,
-                ui_port=settings.embedded_temporal_ui_port,
-                db_file=state / "temporal.sqlite",
-                log_file=state / "temporal.log",
-            )
-            await asyncio.to_thread(temporal.start)
-            stack.callback(temporal.stop)
-            overrides["temporal_address"] = settings.effective_temporal_address
-        settings = settings.model_copy(update=overrides)
-        await upgrade_to_head_async(settings.effective_database_url)
-        client = await connect_temporal(
-            settings.effective_temporal_address, settings.temporal_namespace
+    if not settings.database_url:
+        pg = EmbeddedPostgres(
+            state / "postgres",
+            settings.embedded_postgres_port,
+            fsync=settings.embedded_postgres_fsync,
+            pid_dir=pid_dir,
         )
-        for schedule_id, outcome in await apply_schedules(client, settings):
-            log.info("schedule applied", schedule_id=schedule_id, outcome=outcome)
-        _print_urls(settings, temporal_ui=temporal_ui)
-        seeding = asyncio.create_task(_seed_when_up(settings, stop)) if demo else None
-        await asyncio.gather(
-            run_workers(settings, stop, client),
-            run_api(settings, stop, client),
-            run_rail(settings, stop),
+        await supervisor.start(pg)
+        overrides["database_url"] = pg.url
+    if not settings.redis_url:
+        redis = EmbeddedRedis(state / "redis", settings.embedded_redis_port, pid_dir=pid_dir)
+        await supervisor.start(redis)
+        overrides["redis_url"] = redis.url
+    if not settings.temporal_address:
+        temporal = DevServerProcess(
+            port=settings.embedded_temporal_port,
+            ui_port=settings.embedded_temporal_ui_port,
+            db_file=state / "temporal.sqlite",
+            log_file=state / "temporal.log",
+            pid_dir=pid_dir,
         )
-        if seeding is not None:
-            seeding.cancel()
-        log.info("stopping embedded services")
+        await supervisor.start(temporal)
+        overrides["temporal_address"] = settings.effective_temporal_address
+    settings = settings.model_copy(update=overrides)
+    await upgrade_to_head_async(settings.effective_database_url)
+    client = await connect_temporal(
+        settings.effective_temporal_address, settings.temporal_namespace
+    )
+    for schedule_id, outcome in await apply_schedules(client, settings):
+        log.info("schedule applied", schedule_id=schedule_id, outcome=outcome)
+    supervisor.run("workers", lambda stop: run_workers(settings, stop, client))
+    supervisor.run("api", lambda stop: run_api(settings, stop, client))
+    supervisor.run("rail", lambda stop: run_rail(settings, stop))
+    _print_urls(settings, temporal_ui=temporal_ui)
+    if demo:
+        await _seed_when_up(settings, supervisor.stop)
+    await supervisor.stop.wait()
 
 
 async def _seed_when_up(settings: Settings, stop: asyncio.Event) -> None:

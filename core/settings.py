@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     embedded_redis_port: int = 56379
     embedded_temporal_port: int = 7233
     embedded_temporal_ui_port: int = 8233
+    # Off only for throwaway data (the tests and benchmarks): a crash can then lose commits.
+    embedded_postgres_fsync: bool = True
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

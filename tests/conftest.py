@@ -62,7 +62,7 @@ def postgres_server_url(state_dir: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    server = EmbeddedPostgres(state_dir / "postgres", free_port(), database="postgres")
+    server = EmbeddedPostgres(state_dir / "postgres", free_port(), database="postgres", fsync=False)
     server.start()
     try:
         yield server.url
