@@ -63,7 +63,7 @@ def normalize_email(raw: str) -> str:
     try:
         return email_identity(validate_email(raw, check_deliverability=False).normalized)
     except ValueError as exc:  # EmailNotValidError is a ValueError
-        raise errors.AppError(f"invalid email: {exc}") from exc
+        raise errors.AppError("this is not a valid email address") from exc
 
 
 def new_recovery_codes(count: int) -> list[str]:
