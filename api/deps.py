@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import errors as auth_errors
 from api.auth.sessions import REVOKED_FAMILY_KEY
 from api.auth.tokens import TokenClaims
+from api.forwarded import forwarded_client
 from api.services import Services
 from core import errors
 from models.identity.tables import User, UserStatus
@@ -25,8 +26,10 @@ def get_services(request: Request) -> Services:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address, used for per-client throttling and audit."""
-    return request.client.host if request.client else "unknown"
+    """The caller's address for throttling and audit (`X-Forwarded-For` from trusted proxies)."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = get_services(request).settings.trusted_proxies
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), proxies)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
