@@ -252,7 +252,8 @@ class RegistrationService:
     ) -> list[str]:
         """Check the first TOTP code, then complete the workflow; returns the recovery codes."""
         account = f"user:{user_id}"
-        await self.s.throttle.ensure_allowed(account, client)
+        # The registration token holder proved the email: limited per account, not per client.
+        await self.s.throttle.ensure_allowed(account, None)
         async with transaction(self.s.sessions) as session:
             user = await self._pending_user_awaiting_mfa(session, user_id)
             if user.mfa_secret_encrypted is None:
