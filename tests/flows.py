@@ -84,10 +84,13 @@ async def verify_email(api: httpx.AsyncClient, registration_id: str, code: str) 
 
 
 async def register_customer(
-    api: httpx.AsyncClient, outbox: MemoryEmailBackend, email: str = "ada@example.com"
+    api: httpx.AsyncClient,
+    outbox: MemoryEmailBackend,
+    email: str = "ada@example.com",
+    password: str = STRONG_PASSWORD,
 ) -> Customer:
     """Register, verify the email, set up and verify MFA: an active customer."""
-    registration_id = await start_registration(api, email)
+    registration_id = await start_registration(api, email, password)
     code = code_in(await wait_for_email(outbox, email))
     verified = await verify_email(api, registration_id, code)
     assert verified.status_code == 200, verified.text
@@ -95,7 +98,7 @@ async def register_customer(
     setup = await api.post("/api/auth/mfa/setup", headers=reg_auth)
     assert setup.status_code == 200, setup.text
     secret = setup.json()["secret"]
-    customer = Customer(email, STRONG_PASSWORD, secret, [], "", "", registration_id)
+    customer = Customer(email, password, secret, [], "", "", registration_id)
     done = await api.post(
         "/api/auth/mfa/verify", headers=reg_auth, json={"code": customer.fresh_totp()}
     )
