@@ -9,7 +9,7 @@ workflow sets its own): a step that keeps failing ends, and its workflow reaches
 state, instead of retrying forever. The budgets outlast an ordinary outage (a database restart,
 a failover: about 20 minutes for a database step, about 10 for an external call), because a
 failure that retrying cannot fix does not use them: business rejections are non-retryable
-`ApplicationError`s, and so is a database refusing the input itself (`temporal.interceptors`).
+`ApplicationError`s, and so is a database refusing the input itself (`temporal.deterministic`).
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from models.ledger.tables import Direction, Transaction
 from models.payments.tables import WebhookEvent
 from models.transactions.payloads import ExternalTransactionInput
 from processorsim import processor_event
+from temporal.deterministic import INVALID_ACTIVITY_INPUT
 from temporal.errors import application_error
-from temporal.interceptors import INVALID_ACTIVITY_INPUT
 from tests.flows import STRONG_PASSWORD, register_customer
 from tests.hostile_support import NOT_TEXT, NUL, Spec
 from tests.ledger_support import new_user, open_account

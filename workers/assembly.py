@@ -21,7 +21,6 @@ from core.crypto import crypto_for
 from core.db import SessionFactory, read_sessions_for
 from core.email import EmailBackend
 from core.settings import Settings
-from temporal.interceptors import DeterministicFailureInterceptor
 from workflows.account_closure import AccountClosureWorkflow
 from workflows.card_authorization import CardAuthorizationWorkflow
 from workflows.external_payment import ExternalPaymentWorkflow
@@ -46,8 +45,6 @@ WORKFLOWS: Sequence[type] = (
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
 )
-# An activity that fails deterministically on its input is not retried (temporal.interceptors).
-INTERCEPTORS = [DeterministicFailureInterceptor()]
 # On SIGTERM running activities get this long to finish before they are cancelled (and retried).
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
@@ -137,13 +134,11 @@ def build_workers(
             activities=main_activities(deps),
             workflow_runner=WORKFLOW_RUNNER,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-            interceptors=INTERCEPTORS,
         ),
         Worker(
             client,
             task_queue=external_task_queue or settings.external_task_queue,
             activities=external_activities(deps),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-            interceptors=INTERCEPTORS,
         ),
     ]
