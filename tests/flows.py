@@ -109,6 +109,21 @@ async def register_customer(
     return customer
 
 
+async def password_step(api: httpx.AsyncClient, customer: Customer) -> str:
+    """Log in with the password alone; returns the MFA challenge token it answers."""
+    response = await api.post(
+        "/api/auth/login", json={"email": customer.email, "password": customer.password}
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["type"].endswith("/mfa-required")
+    return str(response.json()["challenge_token"])
+
+
+async def answer_challenge(api: httpx.AsyncClient, challenge: str, code: str) -> httpx.Response:
+    """The login's second step: the challenge token with a TOTP code."""
+    return await api.post("/api/auth/login", json={"challenge_token": challenge, "totp_code": code})
+
+
 async def fund(sessions: SessionFactory, account_id: str, amount_minor: int, currency: str) -> None:
     """Credit an account from external settlement the way ops would (a real journal entry)."""
     async with transaction(sessions) as session:

@@ -9,17 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from models.base import utcnow
+from tests.sweep_requests import schema_string
 
 NUL: Final = "ok\u0000ok"
 # Secrets that are only hashed, never stored as text: they keep every character (models.text).
 NOT_TEXT: Final = frozenset({"password"})
-_BY_PATTERN: Final = {
-    r"^\d{6}$": "123456",
-    r"^\d{4}$": "4242",
-    r"^\d{12}$": "000000000000",
-    r"^[A-Za-z]{3}$": "EUR",
-}
 
 
 @dataclass
@@ -72,7 +66,7 @@ class Spec:
             return True
         if kind in ("integer", "number"):
             return schema.get("minimum", 1)
-        return _string(schema)
+        return schema_string(schema)
 
     def free_text(self, schema: dict[str, Any], loc: list[str | int]) -> Iterator[list[str | int]]:
         """The locations of every free-text string (no enum, no uuid/date-time format)."""
@@ -128,16 +122,3 @@ def _replace(value: Any, loc: list[str | int], new: Any) -> Any:
     copy = list(value)
     copy[int(head)] = _replace(copy[int(head)], rest, new)
     return copy
-
-
-def _string(schema: dict[str, Any]) -> str:
-    fmt, pattern = schema.get("format"), schema.get("pattern")
-    if fmt == "uuid":
-        return str(uuid.uuid4())
-    if fmt == "date-time":
-        return utcnow().isoformat()
-    if fmt == "email":
-        return f"someone-{uuid.uuid4().hex[:8]}@example.com"
-    if pattern in _BY_PATTERN:
-        return _BY_PATTERN[pattern]
-    return "x" * max(int(schema.get("minLength", 1)), 1)

@@ -14,7 +14,7 @@ import pytest
 from api.forwarded import forwarded_client
 from core.email import MemoryEmailBackend
 from core.settings import Settings
-from tests.flows import Customer, register_customer
+from tests.flows import answer_challenge, password_step, register_customer
 from tests.payment_support import wrong_totp
 
 CLIENT_MAX_FAILURES = 3
@@ -44,14 +44,6 @@ def _from(address: str) -> dict[str, str]:
     return {"X-Forwarded-For": address}
 
 
-async def _challenge(api: httpx.AsyncClient, customer: Customer) -> str:
-    answer = await api.post(
-        "/api/auth/login", json={"email": customer.email, "password": customer.password}
-    )
-    assert answer.json()["type"].endswith("/mfa-required"), answer.text
-    return str(answer.json()["challenge_token"])
-
-
 async def _lock_out(api: httpx.AsyncClient, address: str) -> None:
     """Failed logins for accounts nobody has, from one address, until it is locked."""
     for i in range(CLIENT_MAX_FAILURES):
@@ -67,14 +59,10 @@ async def test_a_challenge_token_opens_one_session_only(
     api: httpx.AsyncClient, outbox: MemoryEmailBackend
 ) -> None:
     customer = await register_customer(api, outbox)
-    challenge = await _challenge(api, customer)
+    challenge = await password_step(api, customer)
 
-    first = await api.post(
-        "/api/auth/login", json={"challenge_token": challenge, "totp_code": customer.fresh_totp()}
-    )
-    second = await api.post(
-        "/api/auth/login", json={"challenge_token": challenge, "totp_code": customer.fresh_totp()}
-    )
+    first = await answer_challenge(api, challenge, customer.fresh_totp())
+    second = await answer_challenge(api, challenge, customer.fresh_totp())
     renewed = await api.post("/api/auth/login", json={"challenge_token": challenge})
 
     assert first.status_code == 200, first.text
@@ -89,16 +77,11 @@ async def test_a_wrong_code_does_not_use_up_the_challenge_token(
     api: httpx.AsyncClient, outbox: MemoryEmailBackend
 ) -> None:
     customer = await register_customer(api, outbox)
-    challenge = await _challenge(api, customer)
+    challenge = await password_step(api, customer)
 
-    typo = await api.post(
-        "/api/auth/login",
-        json={"challenge_token": challenge, "totp_code": wrong_totp(customer.totp_secret)},
-    )
+    typo = await answer_challenge(api, challenge, wrong_totp(customer.totp_secret))
     again = await api.post("/api/auth/login", json={"challenge_token": challenge})
-    fixed = await api.post(
-        "/api/auth/login", json={"challenge_token": challenge, "totp_code": customer.fresh_totp()}
-    )
+    fixed = await answer_challenge(api, challenge, customer.fresh_totp())
 
     assert typo.json()["type"].endswith("/invalid-mfa-code")
     assert again.json()["challenge_token"] == challenge  # the same token, never a new one
