@@ -15,6 +15,7 @@ from models.base import utcnow
 from models.ledger.payloads import LedgerTransferInput
 from models.payments.payloads import RiskDecision, RiskInput, SetPaymentStatusInput, TransferPosted
 from models.payments.tables import TERMINAL_STATUSES, Payment, PaymentStatus
+from temporal.deterministic import input_refusals_are_final
 
 TRANSFER_KEY_PREFIX = "transfer:"
 
@@ -69,17 +70,18 @@ class PaymentActivities:
         """Post the transfer and mark its payment completed in the same transaction, so the
         read model can never disagree with the ledger (idempotent via the ledger key)."""
         now = utcnow()
-        async with transaction(self._sessions) as session:
-            entry = await ledger.transfer(session, req)
-            completed = await session.execute(
-                update(Payment)
-                .where(
-                    col(Payment.id) == _payment_id(req),
-                    col(Payment.status).not_in([s.value for s in TERMINAL_STATUSES]),
+        with input_refusals_are_final():
+            async with transaction(self._sessions) as session:
+                entry = await ledger.transfer(session, req)
+                completed = await session.execute(
+                    update(Payment)
+                    .where(
+                        col(Payment.id) == _payment_id(req),
+                        col(Payment.status).not_in([s.value for s in TERMINAL_STATUSES]),
+                    )
+                    .values(status=PaymentStatus.COMPLETED, updated_at=now, completed_at=now)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(status=PaymentStatus.COMPLETED, updated_at=now, completed_at=now)
-                .execution_options(synchronize_session=False)
-            )
         done = now if completed.rowcount else None  # type: ignore[attr-defined]
         return TransferPosted(entry_id=entry.entry_id, completed_at=done)
 

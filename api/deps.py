@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import errors as auth_errors
 from api.auth.tokens import TokenClaims
 from api.auth.user_status import BLOCKED_USER_KEY, REVOKED_FAMILY_KEY
+from api.forwarded import forwarded_client
 from api.services import Services
 from core import errors
 from models.identity.tables import User, UserStatus
@@ -33,8 +34,10 @@ async def get_services(request: Request) -> Services:
 
 
 async def client_address(request: Request) -> str:
-    """The caller's address, used for per-client throttling and audit."""
-    return request.client.host if request.client else "unknown"
+    """The caller's address for throttling and audit (`X-Forwarded-For` from trusted proxies)."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = request.app.state.services.settings.trusted_proxies
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), proxies)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

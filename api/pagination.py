@@ -17,8 +17,11 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from core.errors import AppError
+from models.text import SINGLE_LINE
 
-CursorParam = Annotated[str | None, Query(max_length=300, description="`next_cursor` of a page")]
+CursorParam = Annotated[
+    str | None, Query(max_length=300, description="`next_cursor` of a page"), SINGLE_LINE
+]
 
 
 class InvalidCursor(AppError):

@@ -87,3 +87,10 @@ class IdempotencyKeyRequired(AppError):
 class IdempotencyKeyReused(AppError):
     status, type, title = 422, "idempotency-key-reused", "Idempotency-Key reused with another body"
     code = "IdempotencyKeyReused"
+
+
+class InvalidInput(AppError):
+    """A step refused its input deterministically (the database would not store it)."""
+
+    status, type, title = 422, "invalid-input", "The input cannot be stored"
+    code = "InvalidActivityInput"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
 DEV_RAIL_SECRET = "dev-rail-webhook-secret-change-me"  # noqa: S105 - refused outside dev
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = 900
     login_lockout_seconds: int = 900
     client_max_failures: int = 20
+    # Peers whose X-Forwarded-For is believed (CIDRs or addresses, comma-separated); the client
+    # is the right-most hop that is not one of them. Empty: the peer address is the client.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
 
     # Email delivery.
     email_backend: Literal["console", "memory", "smtp"] = "console"
@@ -119,6 +122,13 @@ class Settings(BaseSettings):
     payment_hold_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     # A payment waiting in requires_action is cancelled this long before its hold would expire.
     payment_hold_margin_seconds: int = Field(default=24 * 3600, ge=0)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -84,10 +84,13 @@ async def verify_email(api: httpx.AsyncClient, registration_id: str, code: str) 
 
 
 async def register_customer(
-    api: httpx.AsyncClient, outbox: MemoryEmailBackend, email: str = "ada@example.com"
+    api: httpx.AsyncClient,
+    outbox: MemoryEmailBackend,
+    email: str = "ada@example.com",
+    password: str = STRONG_PASSWORD,
 ) -> Customer:
     """Register, verify the email, set up and verify MFA: an active customer."""
-    registration_id = await start_registration(api, email)
+    registration_id = await start_registration(api, email, password)
     code = code_in(await wait_for_email(outbox, email))
     verified = await verify_email(api, registration_id, code)
     assert verified.status_code == 200, verified.text
@@ -95,7 +98,7 @@ async def register_customer(
     setup = await api.post("/api/auth/mfa/setup", headers=reg_auth)
     assert setup.status_code == 200, setup.text
     secret = setup.json()["secret"]
-    customer = Customer(email, STRONG_PASSWORD, secret, [], "", "", registration_id)
+    customer = Customer(email, password, secret, [], "", "", registration_id)
     done = await api.post(
         "/api/auth/mfa/verify", headers=reg_auth, json={"code": customer.fresh_totp()}
     )
@@ -104,6 +107,21 @@ async def register_customer(
     customer.recovery_codes = body["recovery_codes"]
     customer.access_token, customer.refresh_token = body["access_token"], body["refresh_token"]
     return customer
+
+
+async def password_step(api: httpx.AsyncClient, customer: Customer) -> str:
+    """Log in with the password alone; returns the MFA challenge token it answers."""
+    response = await api.post(
+        "/api/auth/login", json={"email": customer.email, "password": customer.password}
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["type"].endswith("/mfa-required")
+    return str(response.json()["challenge_token"])
+
+
+async def answer_challenge(api: httpx.AsyncClient, challenge: str, code: str) -> httpx.Response:
+    """The login's second step: the challenge token with a TOTP code."""
+    return await api.post("/api/auth/login", json={"challenge_token": challenge, "totp_code": code})
 
 
 async def fund(sessions: SessionFactory, account_id: str, amount_minor: int, currency: str) -> None:

@@ -392,7 +392,7 @@ class Generator:
             return schema.get("default", schema.get("minimum", 1))
         if "default" in schema:
             return schema["default"]
-        return _string(schema)
+        return schema_string(schema)
 
     def object(self, schema: dict[str, Any], i: int) -> dict[str, Any]:
         """An object with every required property and the optional ones the world fills."""
@@ -454,7 +454,7 @@ class Generator:
         return call
 
 
-def _string(schema: dict[str, Any]) -> str:
+def schema_string(schema: dict[str, Any]) -> str:
     """A string that satisfies the schema's format, pattern and length."""
     fmt, pattern = schema.get("format"), schema.get("pattern")
     if fmt == "uuid":

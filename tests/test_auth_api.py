@@ -6,27 +6,16 @@ import httpx
 import pyotp
 
 from core.email import MemoryEmailBackend
-from tests.flows import Customer, register_customer, start_registration
-
-
-async def _password_step(api: httpx.AsyncClient, customer: Customer) -> str:
-    response = await api.post(
-        "/api/auth/login", json={"email": customer.email, "password": customer.password}
-    )
-    assert response.status_code == 401
-    assert response.json()["type"].endswith("/mfa-required")
-    return str(response.json()["challenge_token"])
+from tests.flows import answer_challenge, password_step, register_customer, start_registration
 
 
 async def test_login_asks_for_mfa_then_accepts_a_totp_code_with_the_challenge(
     api: httpx.AsyncClient, outbox: MemoryEmailBackend
 ) -> None:
     customer = await register_customer(api, outbox)
-    challenge = await _password_step(api, customer)
+    challenge = await password_step(api, customer)
 
-    response = await api.post(
-        "/api/auth/login", json={"challenge_token": challenge, "totp_code": customer.fresh_totp()}
-    )
+    response = await answer_challenge(api, challenge, customer.fresh_totp())
 
     assert response.status_code == 200, response.text
     tokens = response.json()

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.registration import RegistrationActivities
@@ -45,7 +45,11 @@ class RegistrationWorkflow:
         """Send a code, wait for the email and MFA steps, or expire and clean up."""
         self._expires_at = workflow.now() + timedelta(seconds=inp.expiry_seconds)
         self._publish_status()
-        await self._send_code()
+        try:
+            await self._send_code()
+        except ActivityError:  # the email could not be sent within its retry budget
+            await self._close(RegistrationStatus.FAILED)
+            return RegistrationResult(registration_id=inp.registration_id, status=self._status)
         try:
             await workflow.wait_condition(
                 lambda: self._status.is_terminal, timeout=self._time_left()

@@ -86,7 +86,9 @@ class TransferWorkflow:
                     owner_user_id=inp.user_id,
                 ),
             )
-        except ActivityError as exc:
+        # A local activity's rejection now and then arrives unwrapped (an ApplicationError, not
+        # an ActivityError): seen when the sweep closed the source of a scheduled transfer.
+        except (ActivityError, ApplicationError) as exc:
             if (rejection := non_retryable(exc)) is not None:
                 return await self._finish(
                     PaymentStatus.FAILED, f"{rejection.type}: {rejection.message}"

@@ -30,6 +30,7 @@ from models.ledger.payloads import (
     ReleaseHoldInput,
     ResolvedHold,
 )
+from temporal.deterministic import input_refusals_are_final
 
 Req = TypeVar("Req", bound=BaseModel)
 Res = TypeVar("Res", bound=BaseModel)
@@ -42,8 +43,9 @@ class LedgerActivities:
         self._sessions = sessions
 
     async def _run(self, operation: Callable[[AsyncSession, Req], Awaitable[Res]], req: Req) -> Res:
-        async with transaction(self._sessions) as session:
-            return await operation(session, req)
+        with input_refusals_are_final():
+            async with transaction(self._sessions) as session:
+                return await operation(session, req)
 
     @activity.defn(name="ledger.record_external_transaction")
     async def record_external_transaction(

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from models.text import SINGLE_LINE, Text
+
 RailPaymentStatus = Literal["pending", "settled", "rejected", "cancelled"]
 RAIL_FINAL_STATUSES: frozenset[str] = frozenset({"settled", "rejected", "cancelled"})
 # Where the rail calls us back: `<api_public_url>` + this path (the API's webhook route).
@@ -65,35 +67,35 @@ class RailPayment(BaseModel):
 
 
 class RailPaymentEvent(BaseModel):
-    """Webhook: an outbound payment reached a final state at the rail."""
+    """Webhook: an outbound payment reached a final state at the rail (text: `models.text`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    event_id: Annotated[str, Field(min_length=1, max_length=128), SINGLE_LINE]
     type: Literal["payment.settled", "payment.rejected"]
-    rail_payment_id: str
-    reference: str
+    rail_payment_id: Text
+    reference: Text
     status: RailPaymentStatus
-    reason: str | None = None
+    reason: Text | None = None
     amount: int | None = None  # checked against our payment when present
-    currency: str | None = None
+    currency: Text | None = None
     occurred_at: datetime
 
 
 class RailInboundEvent(BaseModel):
-    """Webhook: money arrived for one of our accounts."""
+    """Webhook: money arrived for one of our accounts (text: the one input policy)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    event_id: Annotated[str, Field(min_length=1, max_length=128), SINGLE_LINE]
     type: Literal["inbound.received"]
-    inbound_id: str
-    to_account_number: str
+    inbound_id: Text
+    to_account_number: Text
     amount: Annotated[int, Field(strict=True, gt=0)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    debtor_name: str
-    debtor_iban: str
-    reference: str | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$"), SINGLE_LINE]
+    debtor_name: Text
+    debtor_iban: Text
+    reference: Text | None = None
     occurred_at: datetime
 
 

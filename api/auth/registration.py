@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
@@ -40,6 +40,7 @@ from models.identity.payloads import (
 )
 from models.identity.schemas import RegistrationCreate
 from models.identity.tables import Registration, RegistrationStatus, User, UserStatus
+from models.text import email_identity
 from temporal import search_attributes
 from temporal.ids import registration_workflow_id
 from workflows.registration import RegistrationWorkflow
@@ -58,11 +59,11 @@ _UPDATE_ERRORS: dict[str, type[errors.AppError]] = {
 
 
 def normalize_email(raw: str) -> str:
-    """Canonical, lower-cased form used for uniqueness and lookups."""
+    """Canonical form used for uniqueness and lookups (NFKC + casefold, `models.text`)."""
     try:
-        return validate_email(raw, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise errors.AppError(f"invalid email: {exc}") from exc
+        return email_identity(validate_email(raw, check_deliverability=False).normalized)
+    except ValueError as exc:  # EmailNotValidError is a ValueError
+        raise errors.AppError("this is not a valid email address") from exc
 
 
 def new_recovery_codes(count: int) -> list[str]:
@@ -251,7 +252,8 @@ class RegistrationService:
     ) -> list[str]:
         """Check the first TOTP code, then complete the workflow; returns the recovery codes."""
         account = f"user:{user_id}"
-        await self.s.throttle.ensure_allowed(account, client)
+        # The registration token holder proved the email: limited per account, not per client.
+        await self.s.throttle.ensure_allowed(account, None)
         async with transaction(self.s.sessions) as session:
             user = await self._pending_user_awaiting_mfa(session, user_id)
             if user.mfa_secret_encrypted is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from datetime import timedelta
 
@@ -32,6 +33,10 @@ from models.identity.tables import (
     UserStatus,
 )
 
+# A challenge token opens one session: its jti is consumed (SET NX, for its remaining lifetime).
+USED_CHALLENGE_KEY = "auth:used-challenge:{}"
+CHALLENGE_USED = "this challenge token has already been used; log in with your password again"
+
 
 def token_digest(token: str) -> str:
     """Stored form of a refresh token (it is already high-entropy: a plain hash suffices)."""
@@ -45,18 +50,27 @@ class SessionService:
         self.s = services
 
     async def login(self, body: LoginBody, client: str) -> TokenPair:
-        """Password, then a TOTP or recovery code; a missing code answers an MFA challenge."""
-        user = await self._first_factor(body, client)
+        """Password, then a TOTP or recovery code; a missing code answers an MFA challenge.
+
+        While the client address is locked out, a password alone is refused (429), but a
+        password with a correct second factor still logs in (the account's limit applies);
+        any failure then answers the same 429, so the lock leaks nothing about the password."""
+        client_lock = await self.s.throttle.client_lock(client)
+        user, challenge_claims = await self._first_factor(body, client, client_lock)
         account = self._account_key(user.email)
         if not (body.totp_code or body.recovery_code):
-            challenge, _ = self.s.tokens.issue(
-                user.id, "mfa_challenge", self.s.settings.mfa_challenge_ttl_seconds
+            # A challenge is issued only for the password, never renewed by a challenge.
+            challenge = (
+                body.challenge_token
+                or self.s.tokens.issue(
+                    user.id, "mfa_challenge", self.s.settings.mfa_challenge_ttl_seconds
+                )[0]
             )
             raise auth_errors.MfaRequired(
                 "password accepted; send a totp_code or recovery_code with this challenge_token",
                 challenge_token=challenge,
             )
-        await self.s.throttle.ensure_allowed(account, client)
+        await self.s.throttle.ensure_allowed(account, None)
         async with transaction(self.s.sessions) as session:
             accepted = await self._second_factor(session, user, body)
             await record_audit(
@@ -68,23 +82,33 @@ class SessionService:
             )
         if not accepted:
             await self.s.throttle.record_failure(account, client)
+            if client_lock is not None and challenge_claims is None:
+                raise client_lock
             raise auth_errors.InvalidMfaCode()
+        if challenge_claims is not None:
+            await self._consume_challenge(challenge_claims)
         await self.s.throttle.record_success(account)
         return await self.issue_session(user.id)
 
-    async def _first_factor(self, body: LoginBody, client: str) -> User:
+    async def _first_factor(
+        self, body: LoginBody, client: str, client_lock: auth_errors.TooManyAttempts | None
+    ) -> tuple[User, TokenClaims | None]:
         if body.challenge_token:
             claims = self.s.tokens.verify(body.challenge_token, "mfa_challenge")
+            if await self.s.redis.exists(USED_CHALLENGE_KEY.format(claims.token_id)):
+                raise auth_errors.InvalidToken(CHALLENGE_USED)
             async with self.s.sessions() as session:
                 user = await session.get(User, claims.subject)
             if user is None or user.status != UserStatus.ACTIVE:
                 raise auth_errors.InvalidToken("challenge no longer valid")
-            return user
+            return user, claims
         if not body.email or body.password is None:
             raise errors.AppError("email and password (or a challenge_token) are required")
         email = normalize_email(body.email)
         account = self._account_key(email)
-        await self.s.throttle.ensure_allowed(account, client)
+        if client_lock is not None and not (body.totp_code or body.recovery_code):
+            raise client_lock
+        await self.s.throttle.ensure_allowed(account, None)
         async with self.s.sessions() as session:
             user = await session.scalar(select(User).where(col(User.email) == email))
         ok = await asyncio.to_thread(
@@ -96,10 +120,22 @@ class SessionService:
                 await record_audit(
                     session, "login.failed", client=client, actor_user_id=user.id if user else None
                 )
-            raise auth_errors.InvalidCredentials()
+            raise client_lock or auth_errors.InvalidCredentials()
         if user.status == UserStatus.PENDING:
+            if client_lock is not None:
+                raise client_lock  # what remains to do tells that the password was right
             await self._explain_pending(user)
-        return user
+        return user, None
+
+    async def _consume_challenge(self, claims: TokenClaims) -> None:
+        """Mark a challenge token used, atomically: of two logins with it, one gets a session.
+
+        Only a correct second factor consumes it; a wrong code leaves it usable (the throttle
+        bounds the guesses), so a typo does not send the customer back to the password."""
+        ttl = max(claims.expires_at - int(time.time()), 1)
+        key = USED_CHALLENGE_KEY.format(claims.token_id)
+        if not await self.s.redis.set(key, "1", nx=True, ex=ttl):
+            raise auth_errors.InvalidToken(CHALLENGE_USED)
 
     async def _explain_pending(self, user: User) -> None:
         """A pending user with the right password learns what step remains."""

@@ -17,6 +17,19 @@ from models.base import utcnow
 
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh", "registration", "mfa_challenge"]
+# Problem details name the token in our words, never the JWT library's.
+_NAMES: dict[TokenType, str] = {
+    "access": "access token",
+    "refresh": "refresh token",
+    "registration": "registration token",
+    "mfa_challenge": "MFA challenge token",
+}
+_ARTICLE: dict[TokenType, str] = {
+    "access": "an",
+    "refresh": "a",
+    "registration": "a",
+    "mfa_challenge": "an",
+}
 
 
 @dataclass(frozen=True)
@@ -66,10 +79,12 @@ class TokenService:
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti", "typ"]},
             )
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(f"token rejected: {exc}") from exc
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken(f"the {_NAMES[expected]} has expired") from exc
+        except jwt.PyJWTError as exc:  # the library's text is not for the caller
+            raise InvalidToken(f"this is not a valid {_NAMES[expected]}") from exc
         if claims.get("typ") != expected:
-            raise InvalidToken(f"expected a {expected} token")
+            raise InvalidToken(f"this is not {_ARTICLE[expected]} {_NAMES[expected]}")
         try:
             subject, token_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["jti"])
         except (ValueError, TypeError) as exc:

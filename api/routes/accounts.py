@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Annotated
 
@@ -19,7 +18,7 @@ from temporalio.common import (
 from activities.ledger import open_account
 from api.deps import ClientDep, CurrentUser, ServicesDep
 from api.fast_reads import ReadQuery, rows_as
-from api.idempotency import IdempotencyKey
+from api.idempotency import IdempotencyKey, key_digest
 from api.ownership import owned_account
 from core import errors
 from core.db import transaction
@@ -107,7 +106,9 @@ async def open_new_account(
     idempotency_key: IdempotencyKey = None,
 ) -> AccountPublic:
     """Open an account; with an Idempotency-Key a retried request returns the same account."""
-    key = f"open:{user.id}:{_digest(idempotency_key) if idempotency_key else uuid.uuid4()}"
+    # The header's one policy (length, printable); the same digest prefix as before.
+    digest = key_digest(idempotency_key)[:32] if idempotency_key is not None else uuid.uuid4()
+    key = f"open:{user.id}:{digest}"
     async with transaction(services.sessions) as session:
         open_count = await session.scalar(
             select(func.count())
@@ -231,7 +232,3 @@ async def close_account(
         sweep_to_account_id=result.sweep_to_account_id,
         workflow_id=workflow_id,
     )
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:32]

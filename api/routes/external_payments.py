@@ -214,7 +214,7 @@ async def approve_payment(
     if state.status != PaymentStatus.PENDING_APPROVAL:
         raise NotAwaitingApproval(f"payment is {state.status.value}")
     account = user_key(user.id)
-    await services.throttle.ensure_allowed(account, client)
+    await services.throttle.ensure_allowed(account, None)  # a logged-in customer: per account
     async with transaction(services.sessions) as session:
         accepted = await consume_totp(session, services.crypto, user, body.totp_code)
         await record_audit(

@@ -24,6 +24,7 @@ from api.pagination import CursorParam, InvalidCursor, decode_cursor, encode_cur
 from api.transactions.filters import (
     AccountFilter,
     Bound,
+    FromBound,
     InvalidFilter,
     ListParams,
     ListParamsDep,
@@ -42,6 +43,7 @@ from models.ledger.tables import (
     transaction_search_column,
 )
 from models.money import Money
+from models.text import SINGLE_LINE
 from models.transactions.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -117,7 +119,7 @@ def _page(rows: list[Transaction], limit: int) -> TransactionPage:
 async def search_transactions(
     user: CurrentUser,
     services: ServicesDep,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_LENGTH)],
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_LENGTH), SINGLE_LINE],
     account_id: AccountFilter = None,
     cursor: CursorParam = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
@@ -173,7 +175,7 @@ async def search_transactions(
 async def transaction_analytics(
     user: CurrentUser,
     services: ServicesDep,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    from_: FromBound = None,
     to: Bound = None,
     account_id: AccountFilter = None,
 ) -> TransactionAnalytics:

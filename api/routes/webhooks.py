@@ -53,6 +53,7 @@ from models.ledger.tables import AccountKind, AccountStatus, JournalEntry, Ledge
 from models.money import CurrencyError, get_currency
 from models.payments.payloads import RailPaymentSnapshot
 from models.payments.tables import Payment, PaymentKind, PaymentStatus, WebhookEvent
+from models.text import scrub
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 EVENT_ID_HEADER = "X-Rail-Event-Id"
@@ -87,7 +88,7 @@ async def rail_webhook(request: Request, services: ServicesDep, client: ClientDe
     """Receive a signed rail event once: payment outcome -> workflow signal; inbound -> credit."""
     body = await request.body()
     header = request.headers.get(SIGNATURE_HEADER)
-    hint = request.headers.get(EVENT_ID_HEADER, "")[:100]
+    hint = scrub(request.headers.get(EVENT_ID_HEADER, ""), 100)
     secret = services.settings.rail_webhook_secret.get_secret_value()
     if not verify(secret, body, header, time.time()):
         reason = "unsigned" if not header else "invalid or stale signature"

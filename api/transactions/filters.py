@@ -32,11 +32,15 @@ from models.ledger.tables import (
     Transaction,
     TransactionStatus,
 )
+from models.text import SINGLE_LINE
 
-Bound = Annotated[str | None, Query(max_length=40)]
+Bound = Annotated[str | None, Query(max_length=40), SINGLE_LINE]
 
 
-AmountParam = Annotated[str | None, Query(max_length=40)]
+FromBound = Annotated[str | None, Query(alias="from", max_length=40), SINGLE_LINE]
+
+
+AmountParam = Annotated[str | None, Query(max_length=40), SINGLE_LINE]
 
 
 AccountFilter = Annotated[uuid.UUID | None, Query()]
@@ -110,13 +114,13 @@ class ListParams:
 
 async def list_params(
     account_id: AccountFilter = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    from_: FromBound = None,
     to: Bound = None,
     min_amount: AmountParam = None,
     max_amount: AmountParam = None,
-    currency: Annotated[str | None, Query(max_length=3)] = None,
+    currency: Annotated[str | None, Query(max_length=3), SINGLE_LINE] = None,
     direction: Annotated[Direction | None, Query()] = None,
-    category: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=32), SINGLE_LINE] = None,
     status: Annotated[TransactionStatus | None, Query()] = None,
 ) -> ListParams:
     """Collect the list filters from the query string."""

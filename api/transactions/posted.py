@@ -110,6 +110,21 @@ async def book_posted(
     return await _outcome(services, handle, request_hash, subject, client, response)
 
 
+async def _failed(
+    services: Services, exc: WorkflowFailureError, subject: str, client: str
+) -> ProcessorAck:
+    """The booking workflow failed for no business reason (its step exhausted its retries):
+    answered `declined` with reason `booking-failed` and audited, so the processor knows the
+    transaction was not booked (never an endless wait)."""
+    cause = application_error(exc)
+    details: dict[str, object] = {
+        "reason": "booking-failed",
+        "cause": cause.type if cause is not None else None,
+    }
+    await audit_feed(services, "processor.failed", client, subject, details)
+    return ProcessorAck(outcome="declined", reason="booking-failed")
+
+
 async def _outcome(
     services: Services,
     handle: WorkflowHandle[Any, RecordedExternalTransaction],
@@ -124,8 +139,8 @@ async def _outcome(
     except WorkflowFailureError as exc:
         cause = application_error(exc)
         problem = AppError.from_failure(cause) if cause is not None else None
-        if problem is None:
-            raise
+        if problem is None:  # the booking step ran out of its retry budget: a clear end
+            return await _failed(services, exc, subject, client)
         await audit_feed(
             services,
             "processor.declined",

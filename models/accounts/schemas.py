@@ -11,12 +11,17 @@ from pydantic import BaseModel, StringConstraints
 from models.base import StrictModel
 from models.ledger.tables import AccountStatus, AccountType
 from models.money import Money
+from models.text import SINGLE_LINE
 
-AccountName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+AccountName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
+]
 
 
 CurrencyCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$"),
+    SINGLE_LINE,
 ]
 
 

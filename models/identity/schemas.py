@@ -8,20 +8,43 @@ from typing import Annotated
 
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
+from core.passwords import MAX_LENGTH as PASSWORD_MAX_LENGTH
+from core.passwords import RULE as PASSWORD_RULE
 from models.base import StrictModel
 from models.identity.tables import RegistrationStatus
+from models.text import EMAIL_IDENTITY, SINGLE_LINE, utf8_max
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
+]
 
 
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Code = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SINGLE_LINE
+]
+
+
+Email = Annotated[EmailStr, Field(max_length=254), EMAIL_IDENTITY, utf8_max(254)]
+"""An address: NFKC + casefold, at most 254 octets (RFC 5321)."""
+
+
+SixDigits = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$"), SINGLE_LINE
+]
+
+
+Token = Annotated[str, StringConstraints(min_length=1, max_length=2048), SINGLE_LINE]
 
 
 class RegistrationCreate(StrictModel):
     """Sign-up form."""
 
-    email: EmailStr = Field(max_length=254)
-    password: str = Field(min_length=1, max_length=128)
+    email: Email
+    password: str = Field(
+        min_length=1,
+        max_length=PASSWORD_MAX_LENGTH,
+        description=PASSWORD_RULE,
+    )
     first_name: Name
     last_name: Name
 
@@ -47,7 +70,7 @@ class RegistrationPublic(BaseModel):
 class VerifyEmailBody(StrictModel):
     """The code from the verification email."""
 
-    code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]
+    code: SixDigits
 
 
 class EmailVerified(BaseModel):
@@ -70,7 +93,7 @@ class MfaSetup(BaseModel):
 class TotpCodeBody(StrictModel):
     """A 6-digit TOTP code."""
 
-    code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]
+    code: SixDigits
 
 
 class TokenPair(BaseModel):
@@ -91,9 +114,11 @@ class MfaActivated(TokenPair):
 class LoginBody(StrictModel):
     """Password first; then a TOTP or recovery code (with the password or a challenge token)."""
 
-    email: EmailStr | None = Field(default=None, max_length=254)
-    password: str | None = Field(default=None, max_length=128)
-    challenge_token: str | None = Field(default=None, max_length=2048)
+    email: Email | None = None
+    password: str | None = Field(
+        default=None, max_length=PASSWORD_MAX_LENGTH, description=PASSWORD_RULE
+    )
+    challenge_token: Token | None = None
     totp_code: Code | None = None
     recovery_code: Code | None = None
 
@@ -101,7 +126,7 @@ class LoginBody(StrictModel):
 class RefreshBody(StrictModel):
     """A refresh token to rotate."""
 
-    refresh_token: str = Field(min_length=1, max_length=2048)
+    refresh_token: Token
 
 
 class ProfilePublic(BaseModel):

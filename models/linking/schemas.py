@@ -6,21 +6,27 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, StringConstraints
 
+from models.base import StrictModel
 from models.linking.payloads import DepositsState
 from models.linking.tables import LinkStatus
+from models.text import SINGLE_LINE
 
-AmountText = Annotated[str, Field(min_length=1, max_length=20)]
+AmountText = Annotated[str, Field(min_length=1, max_length=20), SINGLE_LINE]
 
 
-class LinkedAccountCreate(BaseModel):
+HolderName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140), SINGLE_LINE
+]
+"""The external account holder's name (NFC: it is matched against the rail's name)."""
+
+
+class LinkedAccountCreate(StrictModel):
     """POST /api/accounts/{id}/link: the external account to verify."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    iban: Annotated[str, Field(min_length=1, max_length=64)]
-    holder_name: Annotated[str, Field(min_length=1, max_length=140)]
+    iban: Annotated[str, Field(min_length=1, max_length=64), SINGLE_LINE]
+    holder_name: HolderName
 
 
 class LinkAccepted(BaseModel):
@@ -31,10 +37,8 @@ class LinkAccepted(BaseModel):
     status_url: str
 
 
-class ConfirmLinkBody(BaseModel):
+class ConfirmLinkBody(StrictModel):
     """The two micro-deposit amounts as decimal strings, in any order."""
-
-    model_config = ConfigDict(extra="forbid")
 
     amounts: Annotated[list[AmountText], Field(min_length=2, max_length=2)]
 

@@ -12,11 +12,22 @@ from models.accounts.schemas import CurrencyCode
 from models.base import StrictModel
 from models.money import Money
 from models.payments.tables import PaymentKind, PaymentMethodKind, PaymentStatus
+from models.text import SINGLE_LINE
 
-AmountText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+AmountText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), SINGLE_LINE
+]
 
 
-AccountNumber = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{12}$")]
+AccountNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\d{12}$"), SINGLE_LINE
+]
+
+
+PaymentDescription = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=140), SINGLE_LINE
+]
+"""A payment reference: one line, as the rail carries it."""
 
 
 class TransferCreate(StrictModel):
@@ -28,7 +39,7 @@ class TransferCreate(StrictModel):
     to_account_number: AccountNumber | None = None
     amount: AmountText = Field(description="decimal string in major units, e.g. '12.34'")
     currency: CurrencyCode
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=140)] = ""
+    description: PaymentDescription = ""
     execute_at: datetime | None = None
 
     @model_validator(mode="after")
@@ -76,22 +87,26 @@ class PaymentStatusPublic(BaseModel):
 
 
 BeneficiaryName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=140), SINGLE_LINE
 ]
 
 
-IbanText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+IbanText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SINGLE_LINE
+]
 
 
 CardToken = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_\-]{8,200}$")
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_\-]{8,200}$"),
+    SINGLE_LINE,
 ]
 
 
-Last4 = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+Last4 = Annotated[str, StringConstraints(pattern=r"^\d{4}$"), SINGLE_LINE]
 
 
-TotpCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]
+TotpCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$"), SINGLE_LINE]
 
 
 class PaymentMethodCreate(StrictModel):
@@ -144,7 +159,7 @@ class ExternalPaymentCreate(StrictModel):
     payment_method_id: uuid.UUID
     amount: AmountText = Field(description="decimal string in major units, e.g. '12.34'")
     currency: CurrencyCode
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=140)] = ""
+    description: PaymentDescription = ""
 
 
 class ApproveBody(StrictModel):

@@ -18,6 +18,7 @@ from models.base import StrictModel
 from models.ledger.payloads import TransactionRecord
 from models.ledger.tables import Direction, Transaction, TransactionStatus
 from models.money import Money
+from models.text import NOTE, SINGLE_LINE
 
 DEFAULT_PAGE_SIZE = 50
 
@@ -28,13 +29,16 @@ MAX_PAGE_SIZE = 200
 MAX_QUERY_LENGTH = 200
 
 
-ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ExternalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
+]
 
 
-OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), SINGLE_LINE]
 
 
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), NOTE]
+"""A transaction's description: a note (tab and line feed allowed)."""
 
 
 def _decimal_string(value: object) -> object:
@@ -48,13 +52,18 @@ DecimalText = Annotated[
     str,
     BeforeValidator(_decimal_string),
     Field(max_length=40, description='decimal string in major units, e.g. "12.34"; never a float'),
+    SINGLE_LINE,
 ]
 EventId = Annotated[
-    str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str,
+    StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
+    SINGLE_LINE,
 ]
-AccountNumberText = Annotated[str, StringConstraints(min_length=1, max_length=12)]
+AccountNumberText = Annotated[str, StringConstraints(min_length=1, max_length=12), SINGLE_LINE]
 CategoryName = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=32),
+    SINGLE_LINE,
 ]
 
 
