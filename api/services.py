@@ -38,12 +38,19 @@ class Services:
 
     @classmethod
     async def connect(cls, settings: Settings, temporal: Client | None = None) -> Services:
-        """Open connections to PostgreSQL, Redis and Temporal."""
-        engine = create_engine(settings.effective_database_url)
+        """Open connections to PostgreSQL, Redis and Temporal (with short timeouts: a service
+        that is down makes a route answer 503 quickly)."""
+        engine = create_engine(
+            settings.effective_database_url,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
         crypto = crypto_for(settings.secret_key.get_secret_value())
-        redis = create_redis(settings.effective_redis_url)
+        redis = create_redis(settings.effective_redis_url, timeout=settings.redis_timeout_seconds)
         client = temporal or await connect_temporal(
-            settings.effective_temporal_address, settings.temporal_namespace
+            settings.effective_temporal_address,
+            settings.temporal_namespace,
+            retry_seconds=settings.temporal_rpc_retry_seconds,
         )
         return cls(
             settings=settings,
