@@ -5,6 +5,7 @@ its row; a dependency that is down is a 503 with Retry-After, never a 500."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,6 +103,27 @@ def _tomorrow() -> str:
     return (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
+@dataclass(frozen=True)
+class Terminated:
+    """A transfer scheduled for tomorrow whose workflow was terminated, and its request."""
+
+    source: str
+    dest: str
+    body: dict[str, Any]
+    payment: dict[str, Any]
+
+
+@pytest.fixture
+async def terminated(
+    api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory, temporal_client: Client
+) -> Terminated:
+    """Alice's scheduled transfer of 12.00 to her savings, its workflow terminated by ops."""
+    source, dest = await _accounts(api, alice, sessions)
+    body = _body(source, dest, execute_at=_tomorrow())
+    scheduled = await _scheduled_then_terminated(api, alice, temporal_client, body)
+    return Terminated(source, dest, body, scheduled)
+
+
 async def test_a_transfer_made_while_temporal_is_down_is_a_503_then_completed_by_the_reconciler(
     api: httpx.AsyncClient,
     alice: Customer,
@@ -167,12 +189,10 @@ async def test_a_row_younger_than_the_grace_period_is_left_to_its_request(
 async def test_a_retry_of_a_terminated_transfer_answers_failed_with_the_reason(
     api: httpx.AsyncClient,
     alice: Customer,
+    terminated: Terminated,
     sessions: SessionFactory,
-    temporal_client: Client,
 ) -> None:
-    source, dest = await _accounts(api, alice, sessions)
-    body = _body(source, dest, execute_at=_tomorrow())
-    scheduled = await _scheduled_then_terminated(api, alice, temporal_client, body)
+    source, body, scheduled = terminated.source, terminated.body, terminated.payment
     headers = alice.auth | {"Idempotency-Key": "scheduled-1"}
 
     retry = await api.post("/api/payments/transfer", headers=headers, json=body)
@@ -195,12 +215,9 @@ async def test_a_retry_of_a_terminated_transfer_answers_failed_with_the_reason(
 async def test_the_status_of_a_terminated_transfer_is_read_from_its_settled_row(
     api: httpx.AsyncClient,
     alice: Customer,
-    sessions: SessionFactory,
-    temporal_client: Client,
+    terminated: Terminated,
 ) -> None:
-    source, dest = await _accounts(api, alice, sessions)
-    body = _body(source, dest, execute_at=_tomorrow())
-    scheduled = await _scheduled_then_terminated(api, alice, temporal_client, body)
+    scheduled = terminated.payment
 
     status = await api.get(scheduled["status_url"], headers=alice.auth)
     row = await api.get(f"/api/payments/{scheduled['id']}", headers=alice.auth)
@@ -213,12 +230,10 @@ async def test_the_status_of_a_terminated_transfer_is_read_from_its_settled_row(
 async def test_cancelling_a_terminated_scheduled_transfer_cancels_it(
     api: httpx.AsyncClient,
     alice: Customer,
+    terminated: Terminated,
     sessions: SessionFactory,
-    temporal_client: Client,
 ) -> None:
-    source, dest = await _accounts(api, alice, sessions)
-    body = _body(source, dest, execute_at=_tomorrow())
-    scheduled = await _scheduled_then_terminated(api, alice, temporal_client, body)
+    source, body, scheduled = terminated.source, terminated.body, terminated.payment
 
     cancel = await api.post(f"/api/payments/{scheduled['id']}/cancel", headers=alice.auth)
     twice = await api.post(f"/api/payments/{scheduled['id']}/cancel", headers=alice.auth)
@@ -239,13 +254,12 @@ async def test_cancelling_a_terminated_scheduled_transfer_cancels_it(
 async def test_the_reconciler_fails_a_terminated_transfer_nobody_asks_about(
     api: httpx.AsyncClient,
     alice: Customer,
+    terminated: Terminated,
     sessions: SessionFactory,
     settings: Settings,
     temporal_client: Client,
 ) -> None:
-    source, dest = await _accounts(api, alice, sessions)
-    body = _body(source, dest, execute_at=_tomorrow())
-    scheduled = await _scheduled_then_terminated(api, alice, temporal_client, body)
+    scheduled = terminated.payment
 
     result = await run_reconciler(temporal_client, settings)
     again = await run_reconciler(temporal_client, settings)
@@ -261,13 +275,12 @@ async def test_the_reconciler_fails_a_terminated_transfer_nobody_asks_about(
 async def test_a_transfer_resolved_as_failed_is_never_posted_by_a_late_activity(
     api: httpx.AsyncClient,
     alice: Customer,
+    terminated: Terminated,
     sessions: SessionFactory,
     settings: Settings,
     temporal_client: Client,
 ) -> None:
-    source, dest = await _accounts(api, alice, sessions)
-    body = _body(source, dest, execute_at=_tomorrow())
-    scheduled = await _scheduled_then_terminated(api, alice, temporal_client, body)
+    source, dest, scheduled = terminated.source, terminated.dest, terminated.payment
     await run_reconciler(temporal_client, settings)
     activities = PaymentActivities(
         sessions,
@@ -351,3 +364,29 @@ async def test_a_temporal_that_cannot_be_reached_makes_ready_name_it(
     checks = ready.json()["checks"]
     assert checks["temporal"].startswith("unavailable")
     assert (checks["database"], checks["redis"]) == ("ok", "ok")
+
+
+async def test_a_scheduled_transfer_whose_account_closed_before_it_ran_ends_failed(
+    api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
+) -> None:
+    source, dest = await _accounts(api, alice, sessions)
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    headers = alice.auth | {"Idempotency-Key": "soon"}
+    scheduled = await api.post(
+        "/api/payments/transfer", headers=headers, json=_body(source, dest, execute_at=soon)
+    )
+    assert scheduled.status_code == 202, scheduled.text
+    closed = await api.delete(f"/api/accounts/{dest}", headers=alice.auth)
+    assert closed.status_code == 200, closed.text
+
+    async def final() -> dict[str, Any] | None:
+        url = f"/api/payments/{scheduled.json()['id']}"
+        row = (await api.get(url, headers=alice.auth)).json()
+        return dict(row) if row["status"] not in ("scheduled", "processing") else None
+
+    row = await eventually(final, max_wait=15, interval=0.05)
+    assert (row["status"], row["failure_reason"]) == (
+        "failed",
+        "AccountClosed: the account is closed",
+    )
+    assert await _available(api, alice, source) == 10_000
