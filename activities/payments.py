@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlmodel import col
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import ledger
 from core.db import SessionFactory, transaction
@@ -18,6 +19,7 @@ from models.payments.tables import TERMINAL_STATUSES, Payment, PaymentStatus
 from temporal.deterministic import input_refusals_are_final
 
 TRANSFER_KEY_PREFIX = "transfer:"
+PAYMENT_ALREADY_RESOLVED = "PaymentAlreadyResolved"
 
 
 def transfer_key(payment_id: uuid.UUID) -> str:
@@ -70,18 +72,31 @@ class PaymentActivities:
         """Post the transfer and mark its payment completed in the same transaction, so the
         read model can never disagree with the ledger (idempotent via the ledger key)."""
         now = utcnow()
+        payment_id = _payment_id(req)
         with input_refusals_are_final():
             async with transaction(self._sessions) as session:
-                entry = await ledger.transfer(session, req)
+                # The row first: its lock orders this against an ops resolution of the payment
+                # (activities/payment_recovery.py), so a resolved payment is never posted after.
                 completed = await session.execute(
                     update(Payment)
                     .where(
-                        col(Payment.id) == _payment_id(req),
+                        col(Payment.id) == payment_id,
                         col(Payment.status).not_in([s.value for s in TERMINAL_STATUSES]),
                     )
                     .values(status=PaymentStatus.COMPLETED, updated_at=now, completed_at=now)
                     .execution_options(synchronize_session=False)
                 )
+                if not completed.rowcount:  # type: ignore[attr-defined]
+                    status = await session.scalar(
+                        select(col(Payment.status)).where(col(Payment.id) == payment_id)
+                    )
+                    if status is not None and status != PaymentStatus.COMPLETED:
+                        raise ApplicationError(
+                            f"the payment was already resolved as {status}",
+                            type=PAYMENT_ALREADY_RESOLVED,
+                            non_retryable=True,
+                        )
+                entry = await ledger.transfer(session, req)
         done = now if completed.rowcount else None  # type: ignore[attr-defined]
         return TransferPosted(entry_id=entry.entry_id, completed_at=done)
 

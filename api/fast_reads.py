@@ -67,8 +67,11 @@ async def no_reset(connection: asyncpg.Connection) -> None:
     asyncpg's default reset costs a round trip on every release."""
 
 
-async def create_read_pool(dsn: str, *, max_size: int) -> asyncpg.Pool:
-    """The API's pool for `ReadQuery`s."""
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, reset=no_reset)
+async def create_read_pool(dsn: str, *, max_size: int, connect_timeout: float) -> asyncpg.Pool:
+    """The API's pool for `ReadQuery`s; it connects on first use (an API started while the
+    database is down answers 503 until it is back, as on the ORM's pool)."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=0, max_size=max_size, reset=no_reset, timeout=connect_timeout
+    )
     assert pool is not None
     return pool

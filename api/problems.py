@@ -3,7 +3,8 @@
 Routes raise `AppError`s (domain errors live beside their domain) or let a business rejection
 propagate: a `LedgerError` from a direct call, or a workflow failure (`WorkflowFailureError`,
 `WorkflowUpdateFailedError`) caused by an ApplicationError whose type a problem class claims
-(`AppError.code`). Anything else is a logged 500 with no details.
+(`AppError.code`). A backing service that cannot be reached (Temporal, PostgreSQL, Redis) is a
+503 with `Retry-After` (`api/unavailable.py`). Anything else is a logged 500 with no details.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
+from api.unavailable import down_dependency, unavailable
 from core.errors import AppError
 from core.logging import get_logger
 from temporal.errors import application_error
@@ -88,6 +93,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request.url.path)
 
 
+async def _maybe_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Errors that often mean a dependency is down: a 503 when they do, else a 500."""
+    dependency = down_dependency(exc)
+    if dependency is None:
+        return await _unhandled(request, exc)
+    services = getattr(request.app.state, "services", None)
+    retry_after = services.settings.unavailable_retry_after_seconds if services else 5
+    log.warning("dependency unavailable", dependency=dependency, error=type(exc).__name__)
+    return _render(request, unavailable(dependency, retry_after))
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
     return problem(
@@ -102,4 +118,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         app.add_exception_handler(failure, _temporal_failure)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for maybe_down in (
+        RPCError,
+        OSError,
+        RuntimeError,
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        sa_errors.DBAPIError,
+        sa_errors.TimeoutError,
+    ):
+        app.add_exception_handler(maybe_down, _maybe_unavailable)
     app.add_exception_handler(Exception, _unhandled)

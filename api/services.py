@@ -42,20 +42,27 @@ class Services:
 
     @classmethod
     async def connect(cls, settings: Settings, temporal: Client | None = None) -> Services:
-        """Open connections to PostgreSQL, Redis and Temporal."""
+        """Open connections to PostgreSQL, Redis and Temporal (with short timeouts: a service
+        that is down makes a route answer 503 quickly)."""
         engine = create_engine(
             settings.effective_database_url,
             pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            pool_timeout=settings.db_pool_timeout_seconds,
             max_overflow=settings.db_max_overflow,
         )
         crypto = crypto_for(settings.secret_key.get_secret_value())
-        redis = create_redis(settings.effective_redis_url)
+        redis = create_redis(settings.effective_redis_url, timeout=settings.redis_timeout_seconds)
         client = temporal or await connect_temporal(
-            settings.effective_temporal_address, settings.temporal_namespace
+            settings.effective_temporal_address,
+            settings.temporal_namespace,
+            retry_seconds=settings.temporal_rpc_retry_seconds,
         )
         dsn = make_url(settings.effective_database_url).set(drivername="postgresql")
         read_pool = await create_read_pool(
-            dsn.render_as_string(hide_password=False), max_size=settings.db_pool_size
+            dsn.render_as_string(hide_password=False),
+            max_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout_seconds,
         )
         return cls(
             settings=settings,

@@ -1,4 +1,5 @@
-"""`vortex`: dev (everything embedded), api, worker, migrate, schedules, rail, ledger."""
+"""`vortex`: dev (everything embedded), api, worker, migrate, schedules, rail, ledger,
+payments."""
 
 from __future__ import annotations
 
@@ -97,6 +98,19 @@ def cmd_ledger(settings: Settings, args: argparse.Namespace) -> None:
     sys.exit(run_ledger_command(settings, args))
 
 
+def cmd_payments(settings: Settings, args: argparse.Namespace) -> None:
+    """Payment ops: `reconcile` one payment, or `resolve` one the rail does not know."""
+    from cli.payments import run_payments_command
+
+    sys.exit(run_payments_command(settings, args))
+
+
+def _payments_arguments(parser: argparse.ArgumentParser) -> None:
+    from cli.payments import payments_arguments
+
+    payments_arguments(parser)
+
+
 def _ledger_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     verify = actions.add_parser("verify", help="prove the ledger invariants per currency")
@@ -132,12 +146,14 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], None], str]] 
     "schedules": (cmd_schedules, "create or update the Temporal Schedules (idempotent)"),
     "ledger": (cmd_ledger, "ledger maintenance: `vortex ledger verify|fund`"),
     "users": (cmd_users, "ops: `vortex users disable|enable EMAIL --reason ...`"),
+    "payments": (cmd_payments, "payment ops: `vortex payments reconcile|resolve <id>`"),
 }
 
 # Commands that take arguments of their own.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "ledger": _ledger_arguments,
     "users": _users_arguments,
+    "payments": _payments_arguments,
 }
 
 

@@ -23,6 +23,7 @@ def rail_config(settings: Settings) -> RailConfig:
         settle_delay_seconds=settings.rail_settle_delay_seconds,
         transient_failure_rate=settings.rail_transient_failure_rate,
         reject_rate=settings.rail_reject_rate,
+        state_file=settings.state_dir / "railsim.sqlite3",  # kept across restarts
     )
 
 

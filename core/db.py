@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -24,16 +25,30 @@ def asyncpg_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    connect_timeout: float | None = None,
+    pool_timeout: float | None = None,
+) -> AsyncEngine:
     """Create the process engine. No pre-ping (it costs a round trip per transaction on the
     ledger's hot path); connections are recycled instead, and a connection lost to a database
     restart fails one unit of work, which activities retry. Overflow connections (default: as
-    many as the pool) are closed after use."""
+    many as the pool) are closed after use. The API passes short connect and pool timeouts, so
+    a database that is down answers 503 quickly instead of hanging."""
+    options: dict[str, Any] = {}
+    if connect_timeout is not None:
+        options["connect_args"] = {"timeout": connect_timeout}
+    if pool_timeout is not None:
+        options["pool_timeout"] = pool_timeout
     return create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=1800,
+        **options,
     )
 
 

@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     # Temporal Schedules (`vortex schedules`): ids start with this prefix.
     schedule_id_prefix: str = "vortex-"
     hold_expiry_interval_seconds: int = Field(default=3600, ge=60)
+    # Stranded payments (a row whose workflow never started, or ended unfinished): how often
+    # the reconciler runs, and how old a row must be before it counts as stranded.
+    stranded_reconcile_interval_seconds: int = Field(default=60, ge=5)
+    stranded_grace_seconds: float = Field(default=60.0, ge=0)
+
+    # Fail fast when a dependency is down (503 + Retry-After instead of a hang or a 500).
+    temporal_rpc_retry_seconds: float = Field(default=2.0, gt=0)  # the API's Temporal calls
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    unavailable_retry_after_seconds: int = Field(default=5, ge=1)
 
     task_queue: str = "vortex-main"
     external_task_queue: str = "vortex-external"

@@ -1,4 +1,6 @@
 """The simulated rail: payments in a dict, settlement timers and signed webhook deliveries.
+With `state_file` set the payments are also kept in SQLite (`railsim/store.py`), so a restart
+keeps them (pending ones settle after their remaining delay), as a real rail would.
 
 Everything runs on one event loop and no handler awaits between reading and writing state, so
 the dict needs no lock. Background work (timers, deliveries) are tasks cancelled by `stop()`.
@@ -35,6 +37,7 @@ from railsim.models import (
     PaymentView,
     RailConfig,
 )
+from railsim.store import PaymentStore, StoredPayment
 
 log = get_logger("railsim")
 
@@ -147,13 +150,52 @@ class RailSimulator:
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self._store = PaymentStore(config.state_file) if config.state_file else None
+        if self._store is not None:
+            for stored in self._store.load():
+                self._restore(stored)
+
+    def _restore(self, stored: StoredPayment) -> None:
+        age = max(0.0, (_now() - stored.created_at).total_seconds())
+        payment = _Payment(
+            rail_payment_id=stored.rail_payment_id,
+            request=stored.request,
+            created_monotonic=time.monotonic() - age,
+            status=stored.status,
+            reason=stored.reason,
+            created_at=stored.created_at,
+            updated_at=stored.updated_at,
+            completed_at=stored.completed_at,
+        )
+        self._payments[payment.rail_payment_id] = payment
+        self._by_reference[payment.request.reference] = payment.rail_payment_id
+
+    def _save(self, payment: _Payment) -> None:
+        if self._store is not None:
+            self._store.save(
+                StoredPayment(
+                    rail_payment_id=payment.rail_payment_id,
+                    request=payment.request,
+                    status=payment.status,
+                    reason=payment.reason,
+                    created_at=payment.created_at,
+                    updated_at=payment.updated_at,
+                    completed_at=payment.completed_at,
+                )
+            )
 
     async def start(self) -> None:
-        """Open the webhook HTTP client (called from the app's lifespan)."""
+        """Open the webhook HTTP client (called from the app's lifespan); pending payments
+        kept from before a restart settle after the rest of their delay."""
         self._client = httpx.AsyncClient(
             timeout=self.config.webhook_timeout_seconds,
             headers={"User-Agent": "vortex-railsim/1"},
         )
+        now = time.monotonic()
+        for payment in self._payments.values():
+            if payment.status == "pending" and payment.rail_payment_id not in self._timers:
+                elapsed = now - payment.created_monotonic
+                self._schedule(payment, max(0.0, self.control.settle_delay_seconds - elapsed))
 
     async def stop(self) -> None:
         """Cancel timers and deliveries, then close the HTTP client."""
@@ -165,6 +207,9 @@ class RailSimulator:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     # --- payments -------------------------------------------------------------------------
 
@@ -191,6 +236,7 @@ class RailSimulator:
         )
         self._payments[payment.rail_payment_id] = payment
         self._by_reference[request.reference] = payment.rail_payment_id
+        self._save(payment)
         self._schedule(payment, self.control.settle_delay_seconds)
         log.info(
             "rail payment accepted",
@@ -292,6 +338,7 @@ class RailSimulator:
         now = _now()
         payment.status, payment.reason = status, reason
         payment.updated_at = payment.completed_at = now
+        self._save(payment)
         log.info(
             "rail payment final",
             rail_payment_id=payment.rail_payment_id,

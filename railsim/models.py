@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -57,6 +58,7 @@ class RailConfig(BaseModel):
     webhook_backoff_seconds: float = Field(0.5, gt=0)  # doubles per attempt ...
     webhook_backoff_max_seconds: float = Field(30.0, gt=0)  # ... up to this
     webhook_timeout_seconds: float = Field(5.0, gt=0)
+    state_file: Path | None = None  # SQLite file keeping payments across restarts; None: memory
 
 
 class PaymentRequest(BaseModel):

@@ -26,6 +26,7 @@ from temporalio.client import (
 
 from core.settings import Settings
 from models.ledger.payloads import HoldExpiryInput
+from models.payments.payloads import ReconcileStrandedInput
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,18 @@ def project_schedules(settings: Settings) -> list[ProjectSchedule]:
             arg=HoldExpiryInput(activity_timeout_seconds=settings.db_activity_timeout_seconds),
             every=timedelta(seconds=settings.hold_expiry_interval_seconds),
             note="Release pending holds past their expiry",
-        )
+        ),
+        ProjectSchedule(
+            id=f"{prefix}reconcile-stranded",
+            workflow="ReconcileStrandedWorkflow",
+            arg=ReconcileStrandedInput(
+                grace_seconds=settings.stranded_grace_seconds,
+                rail_task_queue=settings.external_task_queue,
+                activity_timeout_seconds=settings.db_activity_timeout_seconds,
+            ),
+            every=timedelta(seconds=settings.stranded_reconcile_interval_seconds),
+            note="Start stranded payments' workflows; resolve payments left unfinished",
+        ),
     ]
 
 

@@ -46,8 +46,9 @@ async def test_schedules_are_created_once_then_updated_in_place(
     second = await apply_schedules(temporal_client, settings)
     described = await temporal_client.get_schedule_handle(schedules[0]).describe()
 
-    assert first == [(schedules[0], "created")]
-    assert second == [(schedules[0], "updated")]
+    assert first == [(schedule_id, "created") for schedule_id in schedules]
+    assert second == [(schedule_id, "updated") for schedule_id in schedules]
+    assert schedules[1].endswith("reconcile-stranded")
     assert described.schedule.spec.intervals[0].every == timedelta(hours=1)
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)

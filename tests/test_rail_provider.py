@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -219,9 +220,11 @@ def test_callback_url_and_rail_config_from_settings() -> None:
     assert "webhook_secret" not in repr(config)
 
 
-async def test_vortex_rail_serves_until_stopped() -> None:
+async def test_vortex_rail_serves_until_stopped(tmp_path: Path) -> None:
     port = free_port()
-    settings = Settings(_env_file=None, rail_port=port, rail_settle_delay_seconds=0.01)
+    settings = Settings(
+        _env_file=None, rail_port=port, rail_settle_delay_seconds=0.01, state_dir=tmp_path
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(run_rail(settings, stop))
     try:

@@ -13,6 +13,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.ledger.activities import LedgerActivities
 from activities.linking import LinkingActivities
+from activities.payment_recovery import PaymentRecoveryActivities
 from activities.payments import PaymentActivities
 from activities.providers.rail import HttpPaymentRail, PaymentRail
 from activities.rail_payments import RailActivities
@@ -27,6 +28,7 @@ from workflows.external_payment import ExternalPaymentWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
 from workflows.hold_expiry import ExpireHoldsWorkflow
 from workflows.link_account import LinkAccountWorkflow
+from workflows.reconcile_stranded import ReconcileStrandedWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -39,6 +41,7 @@ WORKFLOWS: Sequence[type] = (
     ExpireHoldsWorkflow,
     LinkAccountWorkflow,
     ExternalPaymentWorkflow,
+    ReconcileStrandedWorkflow,
 )
 # Workflow modules are imported once, not again for every run: ours keep no module state, and
 # the sandbox still refuses non-deterministic calls (clocks, I/O, randomness) at run time.
@@ -82,8 +85,9 @@ def _linking_activities(deps: WorkerDeps) -> LinkingActivities:
     )
 
 
-def main_activities(deps: WorkerDeps) -> list[Any]:
-    """Activities that only touch PostgreSQL/Redis."""
+def main_activities(deps: WorkerDeps, client: Client | None = None) -> list[Any]:
+    """Activities that only touch PostgreSQL/Redis (and, given a client, Temporal itself: the
+    stranded-payment reconciler starts workflows)."""
     reg = _registration_activities(deps)
     ledger = LedgerActivities(deps.sessions)
     st = deps.settings
@@ -103,6 +107,7 @@ def main_activities(deps: WorkerDeps) -> list[Any]:
         payments.assess_risk,
         payments.post_transfer,
         *_linking_activities(deps).main(),
+        *(PaymentRecoveryActivities(deps.sessions, client, st).all() if client else []),
     ]
 
 
@@ -131,7 +136,7 @@ def build_workers(
             client,
             task_queue=task_queue or settings.task_queue,
             workflows=list(WORKFLOWS),
-            activities=main_activities(deps),
+            activities=main_activities(deps, client),
             workflow_runner=WORKFLOW_RUNNER,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         ),

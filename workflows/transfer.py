@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from temporal.status import publish_status
 
 LOCAL_DB_STEPS = "transfer-local-db-steps"
+LOCAL_REJECTION = "transfer-local-rejection-fails-payment"
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
@@ -86,10 +87,12 @@ class TransferWorkflow:
                     owner_user_id=inp.user_id,
                 ),
             )
-        # A local activity's rejection now and then arrives unwrapped (an ApplicationError, not
-        # an ActivityError): seen when the sweep closed the source of a scheduled transfer.
         except (ActivityError, ApplicationError) as exc:
-            if (rejection := non_retryable(exc)) is not None:
+            # A local activity's rejection arrives as the bare ApplicationError: before this
+            # patch it failed the workflow and left the row `processing` (e.g. an account
+            # closed before a scheduled transfer ran).
+            rejected = isinstance(exc, ActivityError) or workflow.patched(LOCAL_REJECTION)
+            if rejected and (rejection := non_retryable(exc)) is not None:
                 return await self._finish(
                     PaymentStatus.FAILED, f"{rejection.type}: {rejection.message}"
                 )

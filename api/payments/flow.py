@@ -4,7 +4,8 @@ external payments, and the pieces both answer with.
 The payment row maps the caller's Idempotency-Key (its digest) to one payment and so to one
 workflow id: a retry finds the row (same body: the same payment; another body: 422), a
 concurrent duplicate loses the INSERT race and gets the winner's row. Starting the workflow is
-idempotent too (USE_EXISTING), so every retry also heals a start that was lost.
+idempotent too (USE_EXISTING), so every retry also heals a start that was lost, and the
+stranded-payment reconciler heals it for a client that never retries.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from activities.ledger.errors import InsufficientFunds
@@ -29,8 +29,7 @@ from core.errors import IdempotencyKeyReused
 from models.ledger.tables import LedgerAccount
 from models.money import Money
 from models.payments.schemas import PaymentPublic
-from models.payments.tables import Payment, PaymentStatus
-from temporal import search_attributes
+from models.payments.tables import Payment
 
 
 async def existing_payment(session: AsyncSession, user_id: uuid.UUID, key: str) -> Payment | None:
@@ -108,18 +107,6 @@ def payment_public(payment: Payment) -> PaymentPublic:
         updated_at=payment.updated_at,
         completed_at=payment.completed_at,
         status_url=f"/api/payments/{payment.id}/status",
-    )
-
-
-def payment_search_attributes(payment: Payment) -> TypedSearchAttributes:
-    """Ids, status and amount only: what ops filter payments by in the Temporal UI."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(search_attributes.USER_ID, str(payment.user_id)),
-            SearchAttributePair(search_attributes.STATUS, PaymentStatus(payment.status).value),
-            SearchAttributePair(search_attributes.AMOUNT, payment.amount),
-            SearchAttributePair(search_attributes.CURRENCY, payment.currency),
-        ]
     )
 
 

@@ -7,17 +7,19 @@ update they call by name).
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.client import (
+    WorkflowHandle,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import QueryRejectCondition
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger.errors import AccountClosed, CurrencyMismatch
 from api.auth import errors as auth_errors
@@ -27,20 +29,14 @@ from api.idempotency import IdempotencyKey, key_digest, request_hash
 from api.money import currency_code, minor_units
 from api.ownership import owned_account, owned_payment, owned_payment_method
 from api.payments.errors import NotAwaitingApproval, NotRetryable, UnsupportedPaymentMethod
-from api.payments.flow import (
-    claim_payment,
-    ensure_available,
-    payment_public,
-    payment_search_attributes,
-    update_refusal,
-)
+from api.payments.flow import claim_payment, ensure_available, payment_public, update_refusal
+from api.payments.recovery import start_or_settle
 from api.services import Services
 from core.db import transaction
 from core.errors import AppError
 from models.audit import record_audit
 from models.ledger.tables import AccountStatus, LedgerAccount
-from models.money import Money
-from models.payments.payloads import ApprovalDecision, ExternalPaymentInput, PaymentState
+from models.payments.payloads import ApprovalDecision, PaymentState
 from models.payments.schemas import ApproveBody, ExternalPaymentCreate, PaymentPublic
 from models.payments.tables import (
     Payment,
@@ -50,10 +46,8 @@ from models.payments.tables import (
     PaymentStatus,
 )
 from temporal.ids import external_payment_workflow_id
-from workflows.external_payment import ExternalPaymentWorkflow
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
-POLL_BACKOFF_CAP = 20  # polling the rail backs off up to this many times the base interval
 
 
 def _check_payment(
@@ -135,55 +129,10 @@ async def _answer(
     services: Services, user_id: uuid.UUID, payment: Payment, *, created: bool, response: Response
 ) -> PaymentPublic:
     if not PaymentStatus(payment.status).is_terminal:
-        await _start(services, payment)  # attach on a retry: also heals a start that was lost
+        await start_or_settle(services, payment)  # attach on a retry: heals a lost start too
     if not created:
         response.status_code = status.HTTP_200_OK  # a retry: the same payment as before
     return payment_public(await owned_payment(services, user_id, payment.id))
-
-
-async def _start(services: Services, payment: Payment) -> None:
-    """Start (or attach to) the payment's ExternalPaymentWorkflow; safe on every retry."""
-    st = services.settings
-    async with services.sessions() as session:
-        method = await session.get(PaymentMethod, payment.payment_method_id)
-        source = await session.get(LedgerAccount, payment.from_account_id)
-    assert method is not None
-    assert method.iban is not None
-    assert source is not None
-    assert source.number is not None
-    inp = ExternalPaymentInput(
-        payment_id=payment.id,
-        user_id=payment.user_id,
-        from_account_id=payment.from_account_id,
-        debtor_account=source.number,
-        amount=payment.amount,
-        currency=payment.currency,
-        description=payment.description,
-        creditor_name=method.name,
-        creditor_iban=method.iban,
-        rail_task_queue=st.external_task_queue,
-        approval_timeout_seconds=st.payment_approval_timeout_seconds,
-        submit_max_attempts=st.rail_submit_max_attempts,
-        submit_initial_interval_seconds=st.rail_retry_initial_interval_seconds,
-        poll_interval_seconds=st.rail_poll_interval_seconds,
-        hold_ttl_seconds=st.payment_hold_ttl_seconds,
-        hold_margin_seconds=st.payment_hold_margin_seconds,
-        activity_timeout_seconds=st.db_activity_timeout_seconds,
-        poll_max_interval_seconds=st.rail_poll_interval_seconds * POLL_BACKOFF_CAP,
-    )
-    money = Money.of(payment.amount, payment.currency)
-    with contextlib.suppress(WorkflowAlreadyStartedError):  # finished: the row will say so
-        await services.temporal.start_workflow(
-            ExternalPaymentWorkflow.run,
-            inp,
-            id=payment.workflow_id,
-            task_queue=st.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=payment_search_attributes(payment),
-            static_summary=f"External payment of {money.amount} {money.currency}",
-            static_details=f"Payment {payment.id} from account {payment.from_account_id}",
-        )
 
 
 async def _external_handle(
@@ -195,9 +144,15 @@ async def _external_handle(
         raise refusal(f"payment is {payment.status}")
     handle = services.temporal.get_workflow_handle(payment.workflow_id)
     try:
-        state = await handle.query("status", result_type=PaymentState)
+        state = await handle.query(
+            "status", result_type=PaymentState, reject_condition=QueryRejectCondition.NOT_OPEN
+        )
+    except WorkflowQueryRejectedError as exc:  # ended unfinished: the reconciler resolves it
+        raise refusal("the payment's workflow has stopped; it is being reconciled") from exc
     except RPCError as exc:
-        raise refusal("payment has already finished") from exc
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal unreachable: a 503
+        raise refusal(f"payment is {payment.status}; its workflow has not started yet") from exc
     return payment, handle, state
 
 
@@ -235,6 +190,8 @@ async def approve_payment(
     except WorkflowUpdateFailedError as exc:  # the workflow refused: say why
         raise NotAwaitingApproval(update_refusal(exc)) from exc
     except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal unreachable: a 503
         raise NotAwaitingApproval("payment has already finished") from exc
     return payment_public(await owned_payment(services, user.id, payment_id))
 
@@ -250,6 +207,8 @@ async def retry_payment(
     try:
         await handle.signal("ops_retry")
     except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal unreachable: a 503
         raise NotRetryable("payment has already finished") from exc
     async with transaction(services.sessions) as session:
         await record_audit(

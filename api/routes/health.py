@@ -23,7 +23,8 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(services: ServicesDep) -> JSONResponse:
-    """Readiness: PostgreSQL, Redis and Temporal all answer within two seconds."""
+    """Readiness: PostgreSQL, Redis and Temporal all answer within two seconds; a 503 with
+    `Retry-After` lists the ones that do not (`down`)."""
 
     async def database() -> Any:
         async with services.engine.connect() as conn:
@@ -40,10 +41,14 @@ async def ready(services: ServicesDep) -> JSONResponse:
             results[name] = "ok"
         except Exception as exc:  # any failure means not ready
             results[name] = f"unavailable: {type(exc).__name__}"
-    ok = all(v == "ok" for v in results.values())
+    down = [name for name, result in results.items() if result != "ok"]
+    if not down:
+        return JSONResponse({"status": "ready", "checks": results})
+    retry_after = str(services.settings.unavailable_retry_after_seconds)
     return JSONResponse(
-        {"status": "ready" if ok else "unavailable", "checks": results},
-        status_code=200 if ok else 503,
+        {"status": "unavailable", "down": down, "checks": results},
+        status_code=503,
+        headers={"Retry-After": retry_after},
     )
 
 

@@ -13,12 +13,14 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import DateTime, Uuid, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import (
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
+from temporalio.client import (
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
 )
-from temporalio.service import RPCError
+from temporalio.common import QueryRejectCondition
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger.errors import AccountClosed, CurrencyMismatch
 from api.deps import ClientDep, CurrentUser, ServicesDep
@@ -28,24 +30,19 @@ from api.money import currency_code, minor_units
 from api.ownership import owned_account, owned_payment
 from api.pagination import CursorParam, decode_cursor, encode_cursor, position
 from api.payments.errors import InvalidExecuteAt, NotCancellable, SameAccount
-from api.payments.flow import (
-    claim_payment,
-    ensure_available,
-    payment_public,
-    payment_search_attributes,
-    update_refusal,
-)
+from api.payments.flow import claim_payment, ensure_available, payment_public, update_refusal
+from api.payments.recovery import cancel_ended, settle_ended, start_or_settle
 from api.services import Services
+from api.unavailable import temporal_down
 from core import errors
 from core.db import transaction
 from models.audit import record_audit
 from models.base import utcnow
 from models.ledger.tables import AccountKind, AccountStatus, LedgerAccount
-from models.payments.payloads import PaymentState, TransferInput
+from models.payments.payloads import PaymentState
 from models.payments.schemas import PaymentPage, PaymentPublic, PaymentStatusPublic, TransferCreate
 from models.payments.tables import Payment, PaymentKind, PaymentStatus
 from temporal.ids import transfer_workflow_id
-from workflows.transfer import TransferWorkflow
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
@@ -142,13 +139,13 @@ async def create_transfer(
     payment, created = claimed.payment, claimed.created
     if claimed.replay:
         if not PaymentStatus(payment.status).is_terminal:
-            await _start_transfer(services, payment)  # also heals a start that was lost
+            await start_or_settle(services, payment)  # also heals a start that was lost
         response.status_code = status.HTTP_200_OK
         return payment_public(await owned_payment(services, user.id, payment.id))
     outcome: PaymentState | None = None
     if created or not PaymentStatus(payment.status).is_terminal:
-        handle = await _start_transfer(services, payment)
-        if payment.execute_at is None:  # most finish within moments: answer with the outcome
+        handle = await start_or_settle(services, payment)
+        if handle is not None and payment.execute_at is None:  # most finish within moments
             outcome = await _wait_briefly(services, handle)
     final = _completed(payment, outcome) or await owned_payment(services, user.id, payment.id)
     if not created:
@@ -158,37 +155,13 @@ async def create_transfer(
     return payment_public(final)
 
 
-async def _start_transfer(services: Services, payment: Payment) -> WorkflowHandle[Any, Any]:
-    """Start (or attach to) the payment's TransferWorkflow; safe to call on every retry."""
-    assert payment.to_account_id is not None
-    return await services.temporal.start_workflow(
-        TransferWorkflow.run,
-        TransferInput(
-            payment_id=payment.id,
-            user_id=payment.user_id,
-            from_account_id=payment.from_account_id,
-            to_account_id=payment.to_account_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            description=payment.description,
-            execute_at=payment.execute_at,
-            activity_timeout_seconds=services.settings.db_activity_timeout_seconds,
-        ),
-        id=payment.workflow_id,
-        task_queue=services.settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=payment_search_attributes(payment),
-        static_summary="Internal transfer",
-    )
-
-
 async def _wait_briefly(
     services: Services, handle: WorkflowHandle[Any, Any]
 ) -> PaymentState | None:
     """Wait up to the configured time for a workflow to finish; its outcome is in the DB, and
     also returned when it came in time."""
-    with contextlib.suppress(TimeoutError, WorkflowFailureError):
+    # Temporal going away while we wait is no error: the payment goes on, its row will say.
+    with contextlib.suppress(TimeoutError, WorkflowFailureError, RPCError):
         result = await asyncio.wait_for(
             handle.result(), services.settings.payment_sync_wait_seconds
         )
@@ -264,15 +237,21 @@ async def payment_status(
     payment = await owned_payment(services, user.id, payment_id)
     if not PaymentStatus(payment.status).is_terminal:
         handle = services.temporal.get_workflow_handle(payment.workflow_id)
-        try:
-            state = await handle.query("status", result_type=PaymentState)
+        try:  # a closed workflow refuses: its last state may be stale (e.g. terminated)
+            state = await handle.query(
+                "status", result_type=PaymentState, reject_condition=QueryRejectCondition.NOT_OPEN
+            )
             return PaymentStatusPublic(
                 payment_id=payment_id,
                 status=state.status,
                 failure_reason=state.failure_reason,
                 source="workflow",
             )
-        except RPCError:
+        except WorkflowQueryRejectedError:  # it has ended: make sure the row says how
+            payment = await settle_ended(services, payment)
+        except RPCError as exc:  # not started yet (the reconciler will), or Temporal is down
+            if exc.status != RPCStatusCode.NOT_FOUND and not temporal_down(exc):
+                raise
             payment = await owned_payment(services, user.id, payment_id)
     return PaymentStatusPublic(
         payment_id=payment_id,
@@ -296,14 +275,25 @@ async def cancel_payment(
     except WorkflowUpdateFailedError as exc:  # the workflow refused: say why
         raise NotCancellable(update_refusal(exc)) from exc
     except RPCError as exc:
-        raise NotCancellable("payment has already finished") from exc
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal unreachable: a 503
+        # The workflow has ended (or never started): settle from the row.
+        cancelled = await cancel_ended(services, payment)
+        await _audit_cancel(services, user.id, payment_id, client)
+        return payment_public(cancelled)
+    await _audit_cancel(services, user.id, payment_id, client)
+    await _wait_briefly(services, handle)
+    return payment_public(await owned_payment(services, user.id, payment_id))
+
+
+async def _audit_cancel(
+    services: Services, user_id: uuid.UUID, payment_id: uuid.UUID, client: str
+) -> None:
     async with transaction(services.sessions) as session:
         await record_audit(
             session,
             "payment.cancel_requested",
-            actor_user_id=user.id,
+            actor_user_id=user_id,
             subject=str(payment_id),
             client=client,
         )
-    await _wait_briefly(services, handle)
-    return payment_public(await owned_payment(services, user.id, payment_id))

@@ -158,3 +158,73 @@ class RailCancelInput(BaseModel):
 
     rail_payment_id: str
     reference: str
+
+
+# --- recovery: stranded payments and payments whose workflow ended without finishing them ---
+
+
+class ReconcileStrandedInput(BaseModel):
+    """ReconcileStrandedWorkflow arguments (from settings, via the schedule)."""
+
+    grace_seconds: float = 60.0  # a row younger than this may still be starting its workflow
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    max_batches: int = Field(default=20, ge=1)
+    rail_task_queue: str = "vortex-external"
+    activity_timeout_seconds: float = 30.0
+
+
+class RecoverStrandedInput(BaseModel):
+    """One page of non-terminal payments to check, after a keyset position."""
+
+    grace_seconds: float
+    limit: int
+    after_created_at: datetime | None = None
+    after_id: uuid.UUID | None = None
+
+
+class ReconcileCandidate(BaseModel):
+    """An external payment whose workflow ended without finishing it: the rail decides."""
+
+    payment_id: uuid.UUID
+    amount: int
+    currency: str
+    rail_payment_id: str | None = None
+
+
+class RecoverStrandedResult(BaseModel):
+    """What one page did: workflows started, transfers resolved, externals to reconcile."""
+
+    checked: int = 0
+    started: list[uuid.UUID] = Field(default_factory=list)
+    resolved: list[uuid.UUID] = Field(default_factory=list)
+    to_reconcile: list[ReconcileCandidate] = Field(default_factory=list)
+    next_created_at: datetime | None = None  # None: this was the last page
+    next_id: uuid.UUID | None = None
+
+
+class ReconcileStrandedResult(BaseModel):
+    """ReconcileStrandedWorkflow's result and `status` query answer."""
+
+    checked: int = 0
+    started: int = 0
+    resolved: int = 0
+    left_for_later: int = 0  # the rail still has them pending, or could not be reached
+    batches: int = 0
+
+
+class ResolvePaymentInput(BaseModel):
+    """Give a non-terminal payment its final status (hold captured or released with it)."""
+
+    payment_id: uuid.UUID
+    outcome: PaymentStatus
+    reason: str | None = None
+    actor: str  # who decided: `reconciler`, `cli:<user>`, `api` (audited)
+
+
+class ResolvedPayment(BaseModel):
+    """The payment after resolution; `changed` False when it was already terminal."""
+
+    payment_id: uuid.UUID
+    status: PaymentStatus
+    changed: bool
+    hold: str | None = None  # what happened to its hold: captured, released, already ..., none
