@@ -70,8 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         metavar="FILE",
-        help="also sample the API process with py-spy during one extra accounts run and write "
-        "collapsed stacks to FILE (prints the top functions)",
+        help="also sample the API process with py-spy during one extra run of the first --only "
+        "target (accounts by default) and write collapsed stacks to FILE (prints the top)",
     )
     parser.add_argument(
         "--database-url",
@@ -143,7 +143,7 @@ async def _main(args: argparse.Namespace) -> int:
                         )
                     )
             if args.profile:
-                await _profile(generator, urls["accounts"], token, args, api.pid)
+                await _profile(generator, urls[args.only[0]], token, args, api.pid)
     _print(results, args, generator.__name__)
     failed = [name for name, s in results.items() if any(r.errors for r in s.runs)]
     if failed:
@@ -373,7 +373,7 @@ async def _profile(
     await asyncio.sleep(0.5)
     await generator(url, token, args.connections, seconds + 1, pid)
     await recorder.wait()
-    print(f"\npy-spy profile of the API under accounts load: {args.profile}")
+    print(f"\npy-spy profile of the API under {url} load: {args.profile}")
     print(top_frames(await asyncio.to_thread(Path(args.profile).read_text)))
 
 
