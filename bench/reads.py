@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -31,7 +30,13 @@ import psutil
 import pyotp
 from sqlalchemy import make_url
 
-from bench.stack import api_process, bench_settings, bench_stores, temporal_dev_server
+from bench.stack import (
+    add_database_argument,
+    api_process,
+    bench_settings,
+    bench_stores,
+    temporal_dev_server,
+)
 from cli.demo import DemoCredentials, seed_demo
 from core.db import create_engine, create_session_factory
 from core.email import MemoryEmailBackend
@@ -73,11 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also sample the API process with py-spy during one extra run of the first --only "
         "target (accounts by default) and write collapsed stacks to FILE (prints the top)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("VORTEX_BENCH_DATABASE_URL"),
-        help="PostgreSQL server (default: VORTEX_BENCH_DATABASE_URL, else embedded)",
-    )
+    add_database_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ embedded Redis, a Temporal dev server, and `vortex api` in its own process."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -121,3 +122,12 @@ async def api_process(settings: Settings, port: int) -> AsyncIterator[asyncio.su
     finally:
         process.terminate()
         await process.wait()
+
+
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    """`--database-url`: a PostgreSQL server to create the benchmark's database on."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("VORTEX_BENCH_DATABASE_URL"),
+        help="PostgreSQL server (default: VORTEX_BENCH_DATABASE_URL, else embedded)",
+    )

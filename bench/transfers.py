@@ -35,7 +35,14 @@ from bench.bare_workflow import (
     noop_deposit,
     noop_withdraw,
 )
-from bench.stack import Stores, api_process, bench_settings, bench_stores, temporal_dev_server
+from bench.stack import (
+    Stores,
+    add_database_argument,
+    api_process,
+    bench_settings,
+    bench_stores,
+    temporal_dev_server,
+)
 from core.db import create_engine, create_session_factory, transaction
 from core.email import MemoryEmailBackend
 from core.embedded import free_port
@@ -55,11 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=200, help="operations per round and path")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per path")
     parser.add_argument("--in-flight", type=int, default=32, help="concurrent operations")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("VORTEX_BENCH_DATABASE_URL"),
-        help="PostgreSQL server (default: VORTEX_BENCH_DATABASE_URL, else embedded)",
-    )
+    add_database_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,10 +3,6 @@ verify` passes afterwards. Run as real subprocesses against the test database.""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import httpx
 from sqlalchemy import select
 from sqlmodel import col
@@ -15,25 +11,16 @@ from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
 from models.audit import AuditEvent
+from tests.cli_support import run_vortex
 from tests.flows import register_customer
 
 
 async def _vortex(settings: Settings, *args: str) -> tuple[int, str]:
-    env = os.environ | {
+    """Run `vortex <args>` as ops would, against the test's services."""
+    variables = {
         "VORTEX_DATABASE_URL": str(settings.database_url),
-        "VORTEX_LOG_LEVEL": "WARNING",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli.main",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return int(proc.returncode or 0), out.decode()
+    return await run_vortex(variables, *args)
 
 
 async def test_ops_funding_credits_once_per_reference_and_is_audited(

@@ -6,9 +6,6 @@ its hold released exactly once, audited."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 
 import httpx
@@ -20,6 +17,7 @@ from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
 from temporal.ids import external_payment_workflow_id
+from tests.cli_support import run_vortex
 from tests.payment_support import (  # noqa: F401 - fixtures
     Payer,
     api,
@@ -55,25 +53,14 @@ async def alice(
 
 async def _vortex(settings: Settings, *args: str) -> tuple[int, str]:
     """Run `vortex <args>` as ops would, against the test's services."""
-    env = os.environ | {
+    variables = {
         "VORTEX_DATABASE_URL": str(settings.database_url),
         "VORTEX_TEMPORAL_ADDRESS": str(settings.temporal_address),
         "VORTEX_RAIL_URL": settings.rail_url,
         "VORTEX_TASK_QUEUE": settings.task_queue,
         "VORTEX_EXTERNAL_TASK_QUEUE": settings.external_task_queue,
-        "VORTEX_LOG_LEVEL": "WARNING",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli.main",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return int(proc.returncode or 0), out.decode()
+    return await run_vortex(variables, *args)
 
 
 async def _terminate(client: Client, payment_id: str) -> None:
