@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -29,6 +30,9 @@ from temporal.errors import application_error
 log = get_logger(__name__)
 PROBLEM_BASE = "https://vortexcore.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def problem(
@@ -106,9 +110,15 @@ async def _maybe_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
-    return problem(
+    response = problem(
         500, "internal-error", "Internal error", "Something went wrong.", request.url.path
     )
+    # Starlette sends this one from outside our middleware: give it the request id here, so
+    # the customer can quote what the log line carries.
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = str(request_id)
+    return response
 
 
 def install_problem_handlers(app: FastAPI) -> None:

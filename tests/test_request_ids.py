@@ -1,0 +1,30 @@
+"""Every answer carries the request id the log lines carry, the 500 of an unexpected error too."""
+
+from __future__ import annotations
+
+import httpx
+
+from api.app import create_app
+from api.services import Services
+
+
+async def test_an_unexpected_error_is_a_500_problem_with_the_request_id(
+    services: Services,
+) -> None:
+    app = create_app(services.settings, services)
+
+    @app.get("/test-only/boom")
+    async def boom() -> None:
+        raise ValueError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answer = await client.get("/test-only/boom", headers={"X-Request-ID": "req-4711"})
+        ok = await client.get("/health", headers={"X-Request-ID": "req-4712"})
+
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith("internal-error")
+    assert "a bug" not in answer.text
+    assert answer.headers.get_list("x-request-id") == ["req-4711"]
+    assert ok.headers.get_list("x-request-id") == ["req-4712"]
