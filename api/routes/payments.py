@@ -89,7 +89,14 @@ def _check_transfer(
         ensure_available(source, amount)
 
 
-@router.post("/transfer", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/transfer",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        status.HTTP_201_CREATED: {"model": PaymentPublic, "description": "done within the wait"},
+        status.HTTP_200_OK: {"model": PaymentPublic, "description": "a retry: the same payment"},
+    },
+)
 async def create_transfer(
     body: TransferCreate,
     user: CurrentUser,

@@ -1,4 +1,5 @@
-"""Every answer carries the request id the log lines carry, the 500 of an unexpected error too."""
+"""What clients see of the API itself: the request id on every answer (the 500 of an unexpected
+error too), and success statuses the OpenAPI document declares."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ async def test_an_unexpected_error_is_a_500_problem_with_the_request_id(
     assert "a bug" not in answer.text
     assert answer.headers.get_list("x-request-id") == ["req-4711"]
     assert ok.headers.get_list("x-request-id") == ["req-4712"]
+
+
+async def test_the_openapi_document_lists_every_success_status_of_a_transfer(
+    services: Services,
+) -> None:
+    document = create_app(services.settings, services).openapi()
+
+    answers = document["paths"]["/api/payments/transfer"]["post"]["responses"]
+
+    assert {"200", "201", "202"} <= set(answers)
