@@ -18,8 +18,8 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from asyncio.subprocess import Process
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,18 +29,20 @@ import httpx
 import psutil
 import pyotp
 from sqlalchemy import make_url
+from temporalio.client import Client
 
 from bench.stack import (
     add_database_argument,
     api_process,
     bench_settings,
     bench_stores,
+    python_server,
     temporal_dev_server,
 )
 from cli.demo import DemoCredentials, seed_demo
 from core.db import create_engine, create_session_factory
 from core.email import MemoryEmailBackend
-from core.embedded import free_port, wait_for_port
+from core.embedded import free_port
 from core.settings import Settings
 from workers.assembly import WorkerDeps, build_workers
 
@@ -126,7 +128,7 @@ async def _main(args: argparse.Namespace) -> int:
             api_process(settings, api_port) as api,
             _bare_process(settings, bare_port) as bare,
         ):
-            token = await _seed(settings, env, api_port)
+            token = await _seed(settings, env.client, api_port)
             urls = {name: f"http://127.0.0.1:{api_port}{path}" for name, path in TARGETS.items()}
             urls[BASELINE] = f"http://127.0.0.1:{bare_port}/row"
             await _check_answers(urls, token)
@@ -152,39 +154,21 @@ async def _main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-@asynccontextmanager
-async def _bare_process(settings: Settings, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+def _bare_process(settings: Settings, port: int) -> AbstractAsyncContextManager[Process]:
     """The baseline app in its own process."""
     dsn = make_url(str(settings.database_url)).set(drivername="postgresql")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.bare_api",
-        "--dsn",
-        dsn.render_as_string(hide_password=False),
-        "--port",
-        str(port),
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        await asyncio.to_thread(wait_for_port, port, 60.0)
-        yield process
-    finally:
-        process.terminate()
-        await process.wait()
+    dsn_text = dsn.render_as_string(hide_password=False)
+    return python_server(port, ["-m", "bench.bare_api", "--dsn", dsn_text, "--port", str(port)])
 
 
-async def _seed(settings: Settings, env: object, api_port: int) -> str:
+async def _seed(settings: Settings, client: Client, api_port: int) -> str:
     """The demo customer (history through the signed feed), a few transfers, and a real login:
     the token is a session token, so every request pays the revocation check."""
-    from temporalio.testing import WorkflowEnvironment
-
-    assert isinstance(env, WorkflowEnvironment)
     engine = create_engine(str(settings.database_url), pool_size=5)
     deps = WorkerDeps(
         settings=settings, sessions=create_session_factory(engine), email=MemoryEmailBackend()
     )
-    workers = build_workers(env.client, deps)
+    workers = build_workers(client, deps)
     try:
         async with (
             workers[0],

@@ -113,8 +113,17 @@ async def api_process(settings: Settings, port: int) -> AsyncIterator[asyncio.su
         "VORTEX_SECRET_KEY": settings.secret_key.get_secret_value(),
         "VORTEX_LOG_LEVEL": "WARNING",
     }
+    async with python_server(port, ["-m", "cli.main", "api"], env=env) as process:
+        yield process
+
+
+@asynccontextmanager
+async def python_server(
+    port: int, args: list[str], *, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python <args>` in its own process, once it listens on `port`; terminated afterwards."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli.main", "api", env=env, stdin=asyncio.subprocess.DEVNULL
+        sys.executable, *args, env=env, stdin=asyncio.subprocess.DEVNULL
     )
     try:
         await asyncio.to_thread(wait_for_port, port, 60.0)
