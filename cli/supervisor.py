@@ -247,14 +247,28 @@ class Supervisor:
             log.warning("service restarted", service=name)
 
 
+STARTUP_ATTEMPTS = 3
+
+
 async def _start(server: Supervised) -> None:
+    """Start a server child. One that exits while starting is started again, up to
+    STARTUP_ATTEMPTS times: the Temporal dev server picks random free ports of its own (HTTP
+    API, metrics, internal services) and can lose that race to another process. A timeout, or
+    the last failure, is raised."""
     await asyncio.to_thread(server.prepare)
-    server.spawn()
-    try:
-        await server.ready()
-    except BaseException:
-        await asyncio.to_thread(server.stop)
-        raise
+    for attempt in range(1, STARTUP_ATTEMPTS + 1):
+        server.spawn()
+        try:
+            await server.ready()
+            return
+        except RuntimeError as exc:  # the child exited during startup
+            await asyncio.to_thread(server.stop)
+            if attempt == STARTUP_ATTEMPTS:
+                raise
+            log.warning("child exited while starting, starting it again", error=str(exc))
+        except BaseException:
+            await asyncio.to_thread(server.stop)
+            raise
 
 
 async def _exited(child: ChildProcess) -> int:
