@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/vortex dev $(ARGS)
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), each with its own services;
+# much of the suite waits on workflows, so two workers beat one even on two cores.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ import contextlib
 import uuid
 from collections.abc import Iterable
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -71,6 +72,31 @@ def micro_deposit_reference(linked_account_id: uuid.UUID, n: int) -> str:
 
 def _ledger_key(linked_account_id: uuid.UUID, n: int) -> str:
     return f"micro-deposit:{linked_account_id}:{n}"
+
+
+async def set_link_status(session: AsyncSession, change: SetLinkStatusInput) -> bool:
+    """Write a link's new status and its `linked_account.updated` event in the caller's
+    transaction; a terminal status is final. False when nothing changed."""
+    link = await session.get(LinkedAccount, change.linked_account_id, with_for_update=True)
+    if link is None:
+        raise ApplicationError("unknown linked account", type=UNKNOWN_LINK, non_retryable=True)
+    if link.status == change.status or LinkStatus(link.status) in _TERMINAL:
+        return False
+    link.status, link.updated_at = change.status, utcnow()
+    session.add(
+        OutboxEvent(
+            topic=USER_EVENTS_TOPIC,
+            type="linked_account.updated",
+            aggregate_id=link.id,
+            user_id=link.user_id,
+            payload={
+                "linked_account_id": str(link.id),
+                "account_id": str(link.account_id),
+                "status": change.status.value,
+            },
+        )
+    )
+    return True
 
 
 class LinkingActivities:
@@ -206,27 +232,7 @@ class LinkingActivities:
     async def set_status(self, change: SetLinkStatusInput) -> None:
         """Record a status change and its `linked_account.updated` event; terminal is final."""
         async with transaction(self._sessions) as session:
-            link = await session.get(LinkedAccount, change.linked_account_id, with_for_update=True)
-            if link is None:
-                raise ApplicationError(
-                    "unknown linked account", type=UNKNOWN_LINK, non_retryable=True
-                )
-            if link.status == change.status or LinkStatus(link.status) in _TERMINAL:
-                return
-            link.status, link.updated_at = change.status, utcnow()
-            session.add(
-                OutboxEvent(
-                    topic=USER_EVENTS_TOPIC,
-                    type="linked_account.updated",
-                    aggregate_id=link.id,
-                    user_id=link.user_id,
-                    payload={
-                        "linked_account_id": str(link.id),
-                        "account_id": str(link.account_id),
-                        "status": change.status.value,
-                    },
-                )
-            )
+            await set_link_status(session, change)
 
     def main(self) -> list[object]:
         """The database-only activities (main worker)."""

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import ledger
+from activities.security.freezes import ensure_not_frozen
+from activities.security.risk import RiskPolicy, gather_facts, score_risk
 from core.db import SessionFactory, transaction
+from core.logging import get_logger
+from core.metrics import PAYMENT_STATUS, TRANSFERRED_MINOR, TRANSFERS, count_after_commit
 from models.base import utcnow
 from models.ledger.payloads import LedgerTransferInput
 from models.payments.payloads import RiskDecision, RiskInput, SetPaymentStatusInput, TransferPosted
-from models.payments.tables import TERMINAL_STATUSES, Payment, PaymentStatus
+from models.payments.tables import TERMINAL_STATUSES, Payment, PaymentKind, PaymentStatus
 from temporal.deterministic import input_refusals_are_final
 
+log = get_logger(__name__)
 TRANSFER_KEY_PREFIX = "transfer:"
 PAYMENT_ALREADY_RESOLVED = "PaymentAlreadyResolved"
 
@@ -33,6 +38,19 @@ def _payment_id(req: LedgerTransferInput) -> uuid.UUID:
     return uuid.UUID(req.idempotency_key.removeprefix(TRANSFER_KEY_PREFIX))
 
 
+_RISK_REFERENCES = select(col(Payment.payment_method_id), col(Payment.to_account_id)).where(
+    col(Payment.id) == bindparam("payment")
+)
+
+
+def _count_transfer(connection: AsyncConnection, req: LedgerTransferInput) -> None:
+    """Business metrics of a completed transfer, counted once its transaction commits."""
+    kind = PaymentKind.INTERNAL_TRANSFER
+    count_after_commit(connection, PAYMENT_STATUS.labels(kind, PaymentStatus.COMPLETED))
+    count_after_commit(connection, TRANSFERS.labels(req.currency))
+    count_after_commit(connection, TRANSFERRED_MINOR.labels(req.currency), req.amount)
+
+
 class PaymentActivities:
     """Activities shared by the payment workflows."""
 
@@ -44,12 +62,19 @@ class PaymentActivities:
         max_single_payment_minor: int,
         max_payments_per_hour: int,
         review_threshold_minor: int,
+        review_score: int = 80,
+        lookback_days: int = 90,
+        recent_hours: int = 72,
     ) -> None:
         self._sessions = sessions
         self._reads = reads or sessions
-        self._max_single = max_single_payment_minor
-        self._max_per_hour = max_payments_per_hour
-        self._review_threshold = review_threshold_minor
+        self._policy = RiskPolicy(
+            max_single_minor=max_single_payment_minor,
+            max_per_hour=max_payments_per_hour,
+            review_threshold_minor=review_threshold_minor,
+            review_score=review_score,
+        )
+        self._lookback_days, self._recent_hours = lookback_days, recent_hours
 
     @activity.defn(name="payments.set_status")
     async def set_status(self, change: SetPaymentStatusInput) -> None:
@@ -66,6 +91,9 @@ class PaymentActivities:
                 payment.rail_payment_id = change.rail_payment_id
             if change.status.is_terminal:
                 payment.completed_at = now
+            count_after_commit(
+                await session.connection(), PAYMENT_STATUS.labels(payment.kind, change.status)
+            )
 
     @activity.defn(name="payments.post_transfer")
     async def post_transfer(self, req: LedgerTransferInput) -> TransferPosted:
@@ -96,27 +124,33 @@ class PaymentActivities:
                             type=PAYMENT_ALREADY_RESOLVED,
                             non_retryable=True,
                         )
+                if completed.rowcount:  # type: ignore[attr-defined]
+                    # Not on a replay of a posted transfer: that keeps its first result.
+                    await ensure_not_frozen(session, req.from_account_id)
+                    _count_transfer(await session.connection(), req)
                 entry = await ledger.transfer(session, req)
         done = now if completed.rowcount else None  # type: ignore[attr-defined]
+        if done:
+            log.info("transfer posted", payment_id=str(payment_id), entry_id=str(entry.entry_id))
         return TransferPosted(entry_id=entry.entry_id, completed_at=done)
 
     @activity.defn(name="payments.assess_risk")
     async def assess_risk(self, inp: RiskInput) -> RiskDecision:
-        """Rule-based risk: a per-payment cap, a velocity limit, and a review threshold."""
-        if inp.amount > self._max_single:
-            return RiskDecision(decision="deny", reason="amount above the single-payment limit")
+        """The risk engine (`activities.security.risk`, shared with the API's assessment): hard
+        limits deny, a large amount or a high score sends the payment to review."""
         async with self._reads() as session:
-            recent = await session.scalar(
-                select(func.count())
-                .select_from(Payment)
-                .where(
-                    col(Payment.user_id) == inp.user_id,
-                    col(Payment.id) != inp.payment_id,
-                    col(Payment.created_at) > utcnow() - timedelta(hours=1),
-                )
+            # Two columns, not the ORM row: no identity map or instance state per transfer.
+            payment = (await session.execute(_RISK_REFERENCES, {"payment": inp.payment_id})).first()
+            facts = await gather_facts(
+                session,
+                user_id=inp.user_id,
+                amount=inp.amount,
+                currency=inp.currency,
+                payment_id=inp.payment_id,
+                method_id=payment.payment_method_id if payment else None,
+                to_account_id=payment.to_account_id if payment else None,
+                lookback_days=self._lookback_days,
+                recent_hours=self._recent_hours,
             )
-        if (recent or 0) >= self._max_per_hour:
-            return RiskDecision(decision="deny", reason="too many payments in the last hour")
-        if inp.amount >= self._review_threshold:
-            return RiskDecision(decision="review", reason="large amount: customer approval needed")
-        return RiskDecision(decision="allow")
+        result = score_risk(facts, self._policy, self._recent_hours)
+        return RiskDecision(decision=result.decision, reason=result.reason, score=result.score)

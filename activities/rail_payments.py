@@ -4,8 +4,11 @@ Each is one HTTP call through the `PaymentRail` seam, heartbeating while it wait
 cancellation from the workflow reaches it. Errors cross Temporal as `ApplicationError`s typed
 with the rail error's class name: `RailTransientError` is retryable (the workflow's retry policy
 backs off and bounds the attempts); `RailRejectedError`, `RailConflictError` and
-`RailNotFoundError` are non-retryable. Submitting is idempotent at the rail (the reference is
-our payment id), so a retried or repeated submit returns the payment accepted the first time.
+`RailNotFoundError` are non-retryable. A call refused by the rail's open circuit breaker
+(`RailCircuitOpen`) is retryable with `next_retry_delay` set to the breaker's remaining open
+time (`temporal/breakers.py`), so the next attempt is the half-open trial. Submitting is
+idempotent at the rail (the reference is our payment id), so a retried or repeated submit
+returns the payment accepted the first time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.providers.rail import (
     PaymentRail,
+    RailCircuitOpen,
     RailConflictError,
     RailError,
     RailNotFoundError,
@@ -32,6 +36,7 @@ from models.payments.payloads import (
     RailStatusInput,
     RailSubmitInput,
 )
+from temporal.breakers import retry_later
 
 T = TypeVar("T")
 HEARTBEAT_EVERY_SECONDS = 2.0
@@ -49,6 +54,8 @@ def snapshot(payment: RailPayment) -> RailPaymentSnapshot:
 
 
 def _as_application_error(exc: RailError) -> ApplicationError:
+    if isinstance(exc, RailCircuitOpen):  # the next attempt waits for the half-open window
+        return retry_later(str(exc), exc.retry_after, type=type(exc).__name__)
     return ApplicationError(
         str(exc),
         {"status_code": exc.status_code, "problem_type": exc.problem_type},

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -175,19 +176,22 @@ class RegistrationActivities:
     async def close_registration(self, inp: CloseRegistrationInput) -> None:
         """Mark a registration expired or failed and delete its pending user (freeing the email)."""
         async with transaction(self._sessions) as session:
-            registration = await session.get(
-                Registration, inp.registration_id, with_for_update=True
-            )
-            if registration is None or RegistrationStatus(registration.status).is_terminal:
-                return
-            user_id = registration.user_id
-            now = utcnow()
-            registration.status, registration.user_id = inp.status, None
-            registration.completed_at = registration.updated_at = now
-            await session.flush()
-            if user_id is not None:
-                await session.execute(
-                    delete(User).where(
-                        col(User.id) == user_id, col(User.status) == UserStatus.PENDING
-                    )
-                )
+            await close_pending_registration(session, inp)
+
+
+async def close_pending_registration(session: AsyncSession, inp: CloseRegistrationInput) -> bool:
+    """Mark a registration expired or failed and delete its pending user (freeing the email),
+    in the caller's transaction. False when it was already final (or is unknown)."""
+    registration = await session.get(Registration, inp.registration_id, with_for_update=True)
+    if registration is None or RegistrationStatus(registration.status).is_terminal:
+        return False
+    user_id = registration.user_id
+    now = utcnow()
+    registration.status, registration.user_id = inp.status, None
+    registration.completed_at = registration.updated_at = now
+    await session.flush()
+    if user_id is not None:
+        await session.execute(
+            delete(User).where(col(User.id) == user_id, col(User.status) == UserStatus.PENDING)
+        )
+    return True

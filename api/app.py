@@ -7,23 +7,43 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.deps import get_services
+from api.fast_lane import fast_lane_routes
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from api.openapi_problems import install_problem_docs
 from api.problems import install_problem_handlers
 from api.routes import (
     accounts,
+    ai,
+    ai_insights,
+    analytics,
     auth,
+    compliance,
     external_payments,
     health,
     linked_accounts,
     manual_entries,
+    notifications,
     payment_methods,
     payments,
+    privacy,
     processor,
+    reports,
+    risk,
+    security,
+    self_service,
+    staff_migration,
+    staff_ops,
+    staff_support,
     transactions,
     webhooks,
 )
 from api.services import Services
+from api.staff import declare_roles
+from api.ws import endpoint as ws_endpoint
+from api.ws.hub import Hub
 from core.settings import Settings, get_settings
+from core.tracing import trace_app
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -34,9 +54,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or await Services.connect(settings)
+        # The WebSocket hub of this process: one stream reader, one revocation listener.
+        app.state.ws_hub = Hub(settings)
+        await app.state.ws_hub.start()
         try:
             yield
         finally:
+            await app.state.ws_hub.stop()
             if owned:
                 await app.state.services.close()
 
@@ -51,16 +75,39 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(accounts.router)
-    # Before `payments`: its `/api/payments/{payment_id}` must not capture `/methods`.
-    app.include_router(payment_methods.router)
-    app.include_router(external_payments.router)
-    app.include_router(payments.router)
-    app.include_router(transactions.router)
-    app.include_router(manual_entries.router)
-    app.include_router(linked_accounts.router)
-    app.include_router(webhooks.router)
-    app.include_router(processor.router)
+    for router in (
+        health.router,
+        auth.router,
+        accounts.router,
+        # Before `payments`: its `/api/payments/{payment_id}` must not capture `/methods`.
+        payment_methods.router,
+        external_payments.router,
+        payments.router,
+        transactions.router,
+        manual_entries.router,
+        linked_accounts.router,
+        webhooks.router,
+        processor.router,
+        notifications.router,
+        self_service.router,
+        security.router,
+        risk.router,
+        compliance.router,
+        privacy.router,
+        staff_ops.router,
+        staff_support.router,
+        staff_migration.router,
+        analytics.router,
+        reports.router,
+        ai.router,
+        ai_insights.router,
+    ):
+        declare_roles(router)  # each operation's `x-roles` in the OpenAPI document
+        app.include_router(router)
+    # The WebSocket route is not in the OpenAPI document (no HTTP operation, no roles).
+    app.include_router(ws_endpoint.router)
+    # The dashboard's canonical hot reads, ahead of their documented routes (api/fast_lane.py).
+    app.router.routes[0:0] = fast_lane_routes()
+    install_problem_docs(app, get_services)
+    trace_app(app)  # request spans when tracing is on
     return app

@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 import asyncpg
+from sqlalchemy import Text
+from sqlalchemy import cast as cast_sql
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import Label
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 T = TypeVar("T")
@@ -22,7 +25,7 @@ T = TypeVar("T")
 class ReadQuery:
     """A SELECT compiled once; `fetch(pool, name=value, ...)` fills its bind parameters."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         compiled = statement.compile(dialect=_DIALECT)
         self.sql = str(compiled)
         self._order: tuple[str, ...] = tuple(compiled.positiontup or ())
@@ -37,6 +40,12 @@ class ReadQuery:
         args = [values[name] for name in self._order]
         async with pool.acquire() as connection:
             return cast(list[asyncpg.Record], await connection.fetch(self.sql, *args))
+
+
+def as_text(column: Any) -> Label[str]:
+    """A UUID column read as its text under its own name: PostgreSQL writes the text, and the
+    views serialize it as is (asyncpg's UUID type would need a Python call per value)."""
+    return cast_sql(column, Text).label(column.key)
 
 
 class _RecordAttributes:

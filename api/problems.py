@@ -22,9 +22,11 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.security.enumeration import count_not_found
 from api.unavailable import down_dependency, unavailable
 from core.errors import AppError
 from core.logging import get_logger
+from core.tracing import current_trace_id
 from temporal.errors import application_error
 
 log = get_logger(__name__)
@@ -47,6 +49,16 @@ def problem(
         "instance": instance,
         **extensions,
     }
+    # The id the log lines of this request carry (also in the X-Request-ID header), so a
+    # customer can quote it from the body alone.
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body.setdefault("request_id", str(request_id))
+    # With tracing on, the trace of this request (also on its log lines): one id finds the API
+    # span, the workflow and its activities. Off, the request id is the correlation id.
+    trace_id = current_trace_id()
+    if trace_id:
+        body.setdefault("trace_id", trace_id)
     headers = {}
     if "retry_after" in extensions:
         headers["Retry-After"] = str(extensions["retry_after"])
@@ -59,8 +71,22 @@ def _render(request: Request, exc: AppError) -> JSONResponse:
     return problem(exc.status, exc.type, exc.title, exc.detail, request.url.path, **exc.extensions)
 
 
+async def _count_not_found(request: Request) -> None:
+    """Count a logged-in caller's 404 (enumeration shows as bursts); never fails the answer."""
+    user_id = structlog.contextvars.get_contextvars().get("user_id")
+    services = getattr(request.app.state, "services", None)
+    if not user_id or services is None:
+        return
+    try:
+        await count_not_found(services.redis, str(user_id))
+    except Exception:
+        log.warning("could not count a 404")
+
+
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    if exc.status == 404:
+        await _count_not_found(request)
     return _render(request, exc)
 
 

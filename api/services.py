@@ -6,23 +6,24 @@ from dataclasses import dataclass
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.auth.throttle import Throttle, ThrottlePolicy
 from api.auth.tokens import TokenService
 from api.fast_reads import create_read_pool
+from core.breakers import configure_breakers
 from core.crypto import Crypto, crypto_for
 from core.db import (
     SessionFactory,
+    asyncpg_dsn,
     create_engine,
     create_read_session_factory,
     create_session_factory,
 )
 from core.redis import create_redis
 from core.settings import Settings
-from temporal.client import connect_temporal
+from temporal.client import connect_for
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Services:
     async def connect(cls, settings: Settings, temporal: Client | None = None) -> Services:
         """Open connections to PostgreSQL, Redis and Temporal (with short timeouts: a service
         that is down makes a route answer 503 quickly)."""
+        configure_breakers(settings)
         engine = create_engine(
             settings.effective_database_url,
             pool_size=settings.db_pool_size,
@@ -53,14 +55,11 @@ class Services:
         )
         crypto = crypto_for(settings.secret_key.get_secret_value())
         redis = create_redis(settings.effective_redis_url, timeout=settings.redis_timeout_seconds)
-        client = temporal or await connect_temporal(
-            settings.effective_temporal_address,
-            settings.temporal_namespace,
-            retry_seconds=settings.temporal_rpc_retry_seconds,
+        client = temporal or await connect_for(
+            settings, retry_seconds=settings.temporal_rpc_retry_seconds
         )
-        dsn = make_url(settings.effective_database_url).set(drivername="postgresql")
         read_pool = await create_read_pool(
-            dsn.render_as_string(hide_password=False),
+            asyncpg_dsn(settings.effective_database_url),
             max_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds,
         )

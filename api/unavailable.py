@@ -46,9 +46,15 @@ def _database_down(exc: BaseException) -> bool:
 
 
 def _database_down_orig(exc: BaseException | None) -> bool:
+    # A server at its connection limit (SQLSTATE 53300) refuses this connection for now, not
+    # this request: another try shortly may well get in.
     return isinstance(
         exc,
-        OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError,
     )
 
 

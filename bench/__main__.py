@@ -12,6 +12,10 @@ BENCHMARKS: dict[str, str] = {
     "ledger": "bench.ledger",
     "transfers": "bench.transfers",
     "reads": "bench.reads",
+    "events": "bench.events",
+    "migration": "bench.migration",
+    "gateway": "bench.gateway",
+    "analytics": "bench.analytics",
 }
 
 

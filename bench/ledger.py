@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,21 +31,27 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities import ledger
+from activities.ledger.batch import post_entries
 from activities.ledger.verify import verify_ledger
+from bench.stack import add_database_argument, scratch_databases
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
-from core.embedded import EmbeddedPostgres, free_port
 from models.ledger.payloads import (
     EnsureSystemAccountsInput,
     EntryLeg,
     LedgerTransferInput,
+    PostEntryBatchInput,
     PostEntryInput,
 )
 from models.migrate import upgrade_to_head_async
 
 CURRENCY = "EUR"
+RAW_PATH = "plain SQL, raw asyncpg"
+BATCH_PATH = "ledger batch"
 START_BALANCE = 10**12  # nobody runs out of money: the benchmark measures posting, not refusals
 
-Transfer = Callable[[uuid.UUID, uuid.UUID, int], Awaitable[None]]
+# One call moves money once (None) or posts a batch (the number of entries it posted).
+Transfer = Callable[[uuid.UUID, uuid.UUID, int], Awaitable[int | None]]
+Pick = Callable[[], tuple[uuid.UUID, uuid.UUID]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,10 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=8, help="concurrent transfer loops")
     parser.add_argument("--accounts", type=int, default=1000, help="accounts (uncontended)")
     parser.add_argument(
-        "--database-url",
-        default=os.environ.get("VORTEX_BENCH_DATABASE_URL"),
-        help="PostgreSQL server to use (default: VORTEX_BENCH_DATABASE_URL, else embedded)",
+        "--batch-size", type=int, default=100, help="entries per call of the batch posting path"
     )
+    add_database_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,6 +213,33 @@ def ledger_path(sessions: SessionFactory) -> Transfer:
     return transfer
 
 
+def ledger_batch_path(sessions: SessionFactory, pick: Pick, size: int) -> Transfer:
+    """`size` two-leg entries through the batch posting path in one transaction per call
+    (the pair given is the first; the rest are drawn like it)."""
+
+    async def post(src: uuid.UUID, dst: uuid.UUID, amount: int) -> int:
+        pairs = [(src, dst), *(pick() for _ in range(size - 1))]
+        entries = [
+            PostEntryInput(
+                idempotency_key=f"bench-batch-{uuid.uuid4()}",
+                kind="transfer",
+                description="bench batch",
+                legs=[
+                    EntryLeg(account_id=a, amount=-amount, currency=CURRENCY),
+                    EntryLeg(account_id=b, amount=amount, currency=CURRENCY),
+                ],
+            )
+            for a, b in pairs
+        ]
+        async with transaction(sessions) as session:
+            result = await post_entries(session, PostEntryBatchInput(entries=entries))
+        if result.rejected:
+            raise RuntimeError(f"{result.rejected} entries of a batch were rejected")
+        return result.posted
+
+    return post
+
+
 # --- driver -------------------------------------------------------------------------------------
 
 
@@ -230,11 +260,11 @@ async def _measure(
         while time.perf_counter() < deadline:
             src, dst = pick()
             try:
-                await transfer(src, dst, random.randint(1, 10_000))
+                posted = await transfer(src, dst, random.randint(1, 10_000))
             except Exception:
                 errors += 1
             else:
-                done += 1
+                done += 1 if posted is None else posted
 
     server_before = _server_cpu(postmaster_pid)
     cpu_before, started = time.process_time(), time.perf_counter()
@@ -311,34 +341,9 @@ async def _setup(engine: AsyncEngine, sessions: SessionFactory, accounts: int) -
 
 
 async def _main(args: argparse.Namespace) -> int:
-    tmp: Path | None = None
-    embedded: EmbeddedPostgres | None = None
-    server_url = args.database_url
-    if not server_url:
-        tmp = Path(tempfile.mkdtemp(prefix="vortex-bench-"))
-        embedded = EmbeddedPostgres(tmp / "pg", free_port(), database="postgres", fsync=False)
-        await asyncio.to_thread(embedded.start)
-        server_url = embedded.url
-    name = f"vortex_bench_{uuid.uuid4().hex[:10]}"
-    admin_dsn = make_url(server_url).set(drivername="postgresql")
-    admin = await asyncpg.connect(admin_dsn.render_as_string(hide_password=False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        try:
-            pid = None
-            if embedded is not None:
-                pid_file = embedded.data_dir / "postmaster.pid"
-                pid = int(pid_file.read_text().split()[0])
-            return await _bench(args, url, external=embedded is None, postmaster_pid=pid)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    async with scratch_databases(args.database_url, "vortex_bench") as scratch:
+        pid = scratch.postmaster_pid
+        return await _bench(args, scratch.urls[0], external=pid is None, postmaster_pid=pid)
 
 
 async def _bench(
@@ -362,13 +367,14 @@ async def _bench(
             other = random.choice(others)
             return (hot, other) if random.random() < 0.5 else (other, hot)
 
-        paths: list[tuple[str, Transfer]] = [
-            ("ledger", ledger_path(sessions)),
-            ("plain SQL", plain_sqlalchemy(engine)),
-            ("plain SQL, raw asyncpg", plain_asyncpg(pool)),
-        ]
         results: list[Result] = []
         for scenario, pick in (("uncontended", uncontended), ("hot account", hot_account)):
+            paths: list[tuple[str, Transfer]] = [
+                ("ledger", ledger_path(sessions)),
+                ("plain SQL", plain_sqlalchemy(engine)),
+                ("plain SQL, raw asyncpg", plain_asyncpg(pool)),
+                (BATCH_PATH, ledger_batch_path(sessions, pick, args.batch_size)),
+            ]
             totals = {path: Result(scenario, path, server_cpu=0.0) for path, _ in paths}
             for _path, transfer in paths:
                 await _measure(transfer, pick, workers=args.workers, seconds=args.warmup)
@@ -415,4 +421,15 @@ def _table(results: list[Result], args: argparse.Namespace, server: str, *, setu
         )
     lines.append("")
     lines.append("target: ledger / plain SQL (same driver stack) >= 0.70 in both scenarios")
+    lines.append("")
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        raw = next(x for x in results if x.scenario == scenario and x.path == RAW_PATH)
+        batch = next(x for x in results if x.scenario == scenario and x.path == BATCH_PATH)
+        batch_ratio = batch.rate / raw.rate if raw.rate else 0.0
+        verdict = "met" if batch_ratio >= 1.0 else "MISSED"
+        lines.append(
+            f"{scenario}: batch posting path {batch.rate:.0f} entries/s "
+            f"({args.batch_size} per transaction) / raw asyncpg single transfers "
+            f"{raw.rate:.0f} tx/s = {batch_ratio:.2f}x (target >= 1.0x: {verdict})"
+        )
     return "\n".join(lines)

@@ -31,9 +31,11 @@ import pyotp
 from sqlalchemy import make_url
 from temporalio.client import Client
 
+from bench.reads_profile import profile_in_process
 from bench.stack import (
     add_database_argument,
     api_process,
+    bench_converter,
     bench_settings,
     bench_stores,
     python_server,
@@ -80,6 +82,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also sample the API process with py-spy during one extra run of the first --only "
         "target (accounts by default) and write collapsed stacks to FILE (prints the top)",
     )
+    parser.add_argument(
+        "--cprofile",
+        metavar="PREFIX",
+        help="also call each --only target in process under cProfile (CPU ms per request, no "
+        "HTTP server or load generator measured) and write PREFIX.<target>.txt",
+    )
+    parser.add_argument(
+        "--cprofile-requests", type=int, default=2000, help="requests per target in --cprofile"
+    )
     add_database_argument(parser)
 
 
@@ -98,6 +109,7 @@ class Run:
     p99_ms: float
     cpu_ms_per_request: float
     errors: int
+    timeouts: int = 0  # wrk gave up waiting (2 s): a loaded machine, not a wrong answer
 
     @property
     def rate(self) -> float:
@@ -121,7 +133,10 @@ class Series:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    async with bench_stores(args.database_url) as stores, temporal_dev_server() as env:
+    async with (
+        bench_stores(args.database_url) as stores,
+        temporal_dev_server(bench_converter()) as env,
+    ):
         settings = bench_settings(stores, env.client.service_client.config.target_host)
         api_port, bare_port = free_port(), free_port()
         async with (
@@ -147,8 +162,19 @@ async def _main(args: argparse.Namespace) -> int:
                     )
             if args.profile:
                 await _profile(generator, urls[args.only[0]], token, args, api.pid)
+        if args.cprofile:
+            await profile_in_process(
+                settings,
+                token,
+                {name: TARGETS[name] for name in args.only},
+                requests=args.cprofile_requests,
+                output=args.cprofile,
+            )
     _print(results, args, generator.__name__)
     failed = [name for name, s in results.items() if any(r.errors for r in s.runs)]
+    for name, series in results.items():
+        if timeouts := sum(r.timeouts for r in series.runs):
+            print(f"{name}: {timeouts} requests timed out in wrk (counted as not done)")
     if failed:
         print(f"non-200 answers from: {', '.join(failed)}")
     return 1 if failed else 0
@@ -289,8 +315,18 @@ class _WrkLoad:
         }
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
         errors = int(bad.group(1)) if bad else 0
-        errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-        return Run(requests, wall, quantiles["50"], quantiles["99"], 1000 * cpu / requests, errors)
+        errors += sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", text))
+        timeouts = sum(int(n) for n in re.findall(r"timeout (\d+)", text))
+        cpu_ms = 1000 * cpu / max(requests, 1)  # a 1 s warm-up on a loaded machine may finish none
+        return Run(
+            requests,
+            wall,
+            quantiles.get("50", 0.0),
+            quantiles.get("99", 0.0),
+            cpu_ms,
+            errors,
+            timeouts,
+        )
 
 
 class _AiohttpLoad:

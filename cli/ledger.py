@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 
-from sqlalchemy import select
-from sqlmodel import col
-
-from activities.ledger import LedgerError, fund_account
+from activities.ledger import LedgerError
+from activities.ledger.ops_funding import fund_by_number
 from activities.ledger.verify import format_report, verify_ledger
-from core.db import SessionFactory, create_engine, create_session_factory, transaction
+from core.db import create_engine, create_session_factory
 from core.settings import Settings
-from models.ledger.payloads import EntryResult, FundAccountInput
-from models.ledger.tables import AccountKind, LedgerAccount
-from models.money import AmountError, CurrencyError, parse_amount
+from models.money import AmountError, CurrencyError
 
 
 async def _verify(settings: Settings, as_json: bool) -> int:
@@ -29,35 +24,6 @@ async def _verify(settings: Settings, as_json: bool) -> int:
     else:
         print(format_report(report))
     return 0 if report.ok else 1
-
-
-async def fund_by_number(
-    sessions: SessionFactory, number: str, amount: str, reference: str, reason: str
-) -> EntryResult:
-    """Ops funding of the account with this number; re-running with the same reference is a
-    no-op that returns the first entry (the reference is the idempotency key)."""
-    async with transaction(sessions) as session:
-        account = (
-            await session.execute(
-                select(LedgerAccount).where(
-                    col(LedgerAccount.number) == number,
-                    col(LedgerAccount.kind) == AccountKind.CUSTOMER,
-                )
-            )
-        ).scalar_one_or_none()
-        if account is None:
-            raise SystemExit(f"no customer account with number {number}")
-        return await fund_account(
-            session,
-            FundAccountInput(
-                idempotency_key=f"ops-funding:{reference}",
-                account_id=account.id,
-                amount=parse_amount(amount, account.currency),
-                currency=account.currency,
-                reason=reason,
-                client=f"cli:{getpass.getuser()}",
-            ),
-        )
 
 
 async def _fund(settings: Settings, args: argparse.Namespace) -> int:

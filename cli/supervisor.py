@@ -85,6 +85,7 @@ def planned_ports(settings: Settings) -> list[tuple[str, str, int]]:
     ports = [
         ("VORTEX_API_PORT", settings.api_host, settings.api_port),
         ("VORTEX_RAIL_PORT", settings.api_host, settings.rail_port),
+        ("VORTEX_CODEC_SERVER_PORT", settings.codec_server_host, settings.codec_server_port),
     ]
     if not settings.database_url:
         ports.append(

@@ -8,6 +8,7 @@ import hmac
 import secrets
 from functools import lru_cache
 
+import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
@@ -61,8 +62,24 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+LEGACY_HASH_PREFIXES = ("$2a$", "$2b$", "$2y$")  # bcrypt, as the legacy monolith stored them
+
+
+def is_legacy_password_hash(password_hash: str) -> bool:
+    """A bcrypt hash brought over by the migration (rehashed to argon2id at the next login)."""
+    return password_hash.startswith(LEGACY_HASH_PREFIXES)
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check a password in constant-ish time, also when the account does not exist."""
+    """Check a password in constant-ish time, also when the account does not exist; a migrated
+    user's bcrypt hash is checked with bcrypt (bcrypt reads at most 72 bytes: longer passwords
+    are refused rather than truncated, the monolith never accepted them)."""
+    if password_hash is not None and is_legacy_password_hash(password_hash):
+        encoded = password.encode()
+        try:
+            return len(encoded) <= 72 and bcrypt.checkpw(encoded, password_hash.encode())
+        except ValueError:
+            return False
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):

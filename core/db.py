@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core.tracing import trace_engine
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -23,6 +25,11 @@ def asyncpg_url(url: str) -> str:
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"only PostgreSQL is supported, got {parsed.get_backend_name()!r}")
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same database as a plain `postgresql://` DSN, for asyncpg's own connections."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def create_engine(
@@ -43,13 +50,15 @@ def create_engine(
         options["connect_args"] = {"timeout": connect_timeout}
     if pool_timeout is not None:
         options["pool_timeout"] = pool_timeout
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=1800,
         **options,
     )
+    trace_engine(engine)  # SQL spans when tracing is on
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

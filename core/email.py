@@ -9,6 +9,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from core.breakers import breaker
 from core.logging import get_logger
 from core.settings import Settings
 
@@ -17,11 +18,12 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class OutgoingEmail:
-    """A plain-text email."""
+    """An email: a plain-text body and, optionally, an HTML alternative."""
 
     to: str
     subject: str
     body: str
+    html: str | None = None
 
 
 class EmailBackend(Protocol):
@@ -55,7 +57,7 @@ class MemoryEmailBackend:
 
 
 class SmtpEmailBackend:
-    """Delivers through an SMTP server."""
+    """Delivers through an SMTP server, under the `smtp` circuit breaker."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -66,6 +68,13 @@ class SmtpEmailBackend:
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = s.email_from, email.to, email.subject
         message.set_content(email.body)
+        if email.html is not None:
+            message.add_alternative(email.html, subtype="html")
+        async with breaker("smtp", ignore=_smtp_answered):
+            await self._send(message)
+
+    async def _send(self, message: EmailMessage) -> None:
+        s = self._settings
         await aiosmtplib.send(
             message,
             hostname=s.smtp_host,
@@ -75,6 +84,14 @@ class SmtpEmailBackend:
             start_tls=s.smtp_starttls,
             timeout=30,
         )
+
+
+def _smtp_answered(exc: BaseException) -> bool:
+    """A permanent refusal (5xx: bad address, message refused) is the server answering, not an
+    outage: it must not open the SMTP breaker."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return True
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500
 
 
 def create_email_backend(settings: Settings) -> EmailBackend:

@@ -102,6 +102,7 @@ class EmbeddedPostgres:
     database: str = "vortex"
     fsync: bool = True
     pid_dir: Path | None = None
+    max_connections: int = 100  # PostgreSQL's default; the benchmarks run several stacks
     _run_as: str | None = field(default=None, init=False)
     _child: ChildProcess = field(init=False)
 
@@ -154,6 +155,8 @@ class EmbeddedPostgres:
             str(self.data_dir),
             "-c",
             f"fsync={'on' if self.fsync else 'off'}",
+            "-c",
+            f"max_connections={self.max_connections}",
         ]
         with (self.data_dir / "server.log").open("ab") as server_log:
             self._child.spawn(args, output=server_log, user=self._run_as)

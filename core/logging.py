@@ -1,4 +1,5 @@
-"""structlog setup: JSON in production, pretty in dev; request/user/workflow ids on every line."""
+"""structlog setup: JSON in production, pretty in dev; request/user/workflow ids on every line
+(and the trace id when tracing is on)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 from temporalio import activity, workflow
+
+from core.tracing import add_trace_context
 
 
 def add_temporal_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -32,6 +35,7 @@ def configure_logging(*, fmt: str = "pretty", level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         add_temporal_context,
+        add_trace_context,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (

@@ -92,6 +92,8 @@ def is_currency_code(code: object) -> bool:
 
 def get_currency(code: str) -> Currency:
     """The supported currency for an upper-case code; CurrencyError otherwise."""
+    if isinstance(code, str) and (known := CURRENCIES.get(code)) is not None:
+        return known  # the common case first: every view formats amounts through here
     if not isinstance(code, str) or not _CODE_RE.match(code):
         raise CurrencyError(f"malformed currency code {code!r}: expected three upper-case letters")
     currency = CURRENCIES.get(code)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -90,10 +90,16 @@ async def health() -> dict[str, str]:
 
 
 @router.post("/v1/payments", status_code=status.HTTP_202_ACCEPTED)
-async def submit_payment(body: PaymentRequest, rail: Rail, response: Response) -> PaymentView:
-    """Accept a payment (202); the same reference again returns it (200), another body 409."""
+async def submit_payment(
+    body: PaymentRequest,
+    rail: Rail,
+    response: Response,
+    traceparent: Annotated[str | None, Header(max_length=128)] = None,
+) -> PaymentView:
+    """Accept a payment (202); the same reference again returns it (200), another body 409.
+    A W3C `traceparent` comes back on the payment's webhook."""
     rail.maybe_fail()
-    payment, created = rail.submit(body)
+    payment, created = rail.submit(body, traceparent=traceparent)
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"

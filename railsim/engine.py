@@ -9,15 +9,19 @@ the dict needs no lock. Background work (timers, deliveries) are tasks cancelled
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
 from core.logging import get_logger
 from core.signatures import SIGNATURE_HEADER, sign
@@ -83,12 +87,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# W3C trace context: version 00, trace id, parent span id, flags (lower-case hex).
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+@contextlib.contextmanager
+def _trace_context(traceparent: str | None) -> Iterator[None]:
+    """Make `traceparent` the current trace context for the block: where the process traces
+    its HTTP calls (in-process tests, `vortex dev`), the webhook call's own span joins that
+    trace instead of overwriting the header with a trace of its own."""
+    if not traceparent:
+        yield
+        return
+    token = otel_context.attach(propagate.extract({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 @dataclass
 class _Payment:
     rail_payment_id: str
     request: PaymentRequest
     created_monotonic: float
     status: PaymentStatus = "pending"
+    traceparent: str | None = None  # W3C trace context of the submit, echoed on its webhook
     reason: str | None = None
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
@@ -111,6 +135,7 @@ class _Delivery:
     event_id: str
     type: str
     body: bytes
+    traceparent: str | None = None
     state: DeliveryState = "pending"
     attempts: int = 0
     last_status_code: int | None = None
@@ -219,8 +244,12 @@ class RailSimulator:
         if rate > 0 and self._failure_rng.random() < rate:
             raise UnavailableError("simulated transient failure; nothing was recorded, retry")
 
-    def submit(self, request: PaymentRequest) -> tuple[PaymentView, bool]:
-        """Record a payment (or find it by reference); returns (payment, created)."""
+    def submit(
+        self, request: PaymentRequest, *, traceparent: str | None = None
+    ) -> tuple[PaymentView, bool]:
+        """Record a payment (or find it by reference); returns (payment, created). A valid W3C
+        `traceparent` of the first submit goes back on the payment's webhook, as rails that
+        propagate trace context do, so the callback joins the sender's trace."""
         existing_id = self._by_reference.get(request.reference)
         if existing_id is not None:
             existing = self._payments[existing_id]
@@ -233,6 +262,7 @@ class RailSimulator:
             rail_payment_id=f"rp_{uuid.uuid4().hex}",
             request=request,
             created_monotonic=time.monotonic(),
+            traceparent=traceparent if traceparent and TRACEPARENT.fullmatch(traceparent) else None,
         )
         self._payments[payment.rail_payment_id] = payment
         self._by_reference[request.reference] = payment.rail_payment_id
@@ -358,7 +388,8 @@ class RailSimulator:
                 currency=payment.request.currency,
                 occurred_at=now,
             )
-            self._emit(event.event_id, event.type, event.model_dump_json().encode())
+            body = event.model_dump_json().encode()
+            self._emit(event.event_id, event.type, body, traceparent=payment.traceparent)
 
     # --- inbound and webhooks -------------------------------------------------------------
 
@@ -395,8 +426,10 @@ class RailSimulator:
             raise NotFoundError(f"no webhook event {event_id!r}")
         return delivery
 
-    def _emit(self, event_id: str, type_: str, body: bytes) -> None:
-        delivery = _Delivery(event_id=event_id, type=type_, body=body)
+    def _emit(
+        self, event_id: str, type_: str, body: bytes, *, traceparent: str | None = None
+    ) -> None:
+        delivery = _Delivery(event_id=event_id, type=type_, body=body, traceparent=traceparent)
         self._deliveries[event_id] = delivery
         self._spawn(self._deliver(delivery))
 
@@ -417,8 +450,11 @@ class RailSimulator:
                 "X-Rail-Event-Id": delivery.event_id,
                 "X-Rail-Delivery-Attempt": str(attempt),
             }
+            if delivery.traceparent:
+                headers["traceparent"] = delivery.traceparent
             try:
-                response = await self._client.post(url, content=delivery.body, headers=headers)
+                with _trace_context(delivery.traceparent):
+                    response = await self._client.post(url, content=delivery.body, headers=headers)
             except httpx.HTTPError as exc:
                 delivery.last_status_code = None
                 delivery.last_error = f"{type(exc).__name__}: {exc}"

@@ -66,6 +66,9 @@ async def start_app(
         lifespan="on",
         access_log=access_log,
         timeout_graceful_shutdown=5,
+        # Longer than httpx's 5 s keep-alive expiry: with equal timeouts a client may reuse a
+        # pooled connection in the instant the server closes it (ReadError on a retry in CI).
+        timeout_keep_alive=30,
     )
     server = _InProcessServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

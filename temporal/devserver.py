@@ -8,7 +8,7 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from core.embedded import venv_binary, wait_until_listening
@@ -16,10 +16,11 @@ from core.processes import ChildProcess
 from temporal import search_attributes
 
 
-async def start_time_skipping_server() -> WorkflowEnvironment:
-    """Start the time-skipping test server (for long timers in tests), with our attributes."""
+async def start_time_skipping_server(converter: DataConverter) -> WorkflowEnvironment:
+    """Start the time-skipping test server (for long timers in tests), with our attributes;
+    its client uses `converter` (temporal.client.data_converter)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         test_server_existing_path=venv_binary("temporal-test-server"),
     )
     await env.client.operator_service.add_search_attributes(
@@ -36,12 +37,21 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
 
 class DevServerProcess:
     """`temporal server start-dev` as a child in its own session, so Ctrl-C on `vortex dev`
-    lets the workers shut down before the server does; it gets SIGTERM if we die."""
+    lets the workers shut down before the server does; it gets SIGTERM if we die. Its UI
+    decodes payloads through `codec_endpoint` (our codec server) when one is given."""
 
     def __init__(
-        self, *, port: int, ui_port: int, db_file: Path, log_file: Path, pid_dir: Path | None = None
+        self,
+        *,
+        port: int,
+        ui_port: int,
+        db_file: Path,
+        log_file: Path,
+        pid_dir: Path | None = None,
+        codec_endpoint: str | None = None,
     ) -> None:
         self.port, self.ui_port, self.db_file, self.log_file = port, ui_port, db_file, log_file
+        self.codec_endpoint = codec_endpoint
         self._child = ChildProcess("temporal", signal.SIGTERM, pid_dir)
 
     @property
@@ -70,6 +80,8 @@ class DevServerProcess:
             "--log-level",
             "warn",
         ]
+        if self.codec_endpoint:
+            args += ["--ui-codec-endpoint", self.codec_endpoint]
         for key in search_attributes.ALL:
             args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
         with self.log_file.open("ab") as log_file:

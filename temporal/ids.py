@@ -43,3 +43,47 @@ def card_authorization_workflow_id(account_id: uuid.UUID, authorization_id: str)
     (it may carry card or terminal data)."""
     digest = hashlib.sha256(authorization_id.encode()).hexdigest()[:32]
     return f"card-auth-{account_id}-{digest}"
+
+
+def notification_workflow_id(event_id: int, user_id: uuid.UUID | None, prefix: str = "") -> str:
+    """`notification-<outbox event id>-<user uuid | global>`: one delivery per event and
+    recipient, however often the event is redelivered. `prefix` is for tests (their outbox
+    ids restart with every test; a real database's never do)."""
+    return f"{prefix}notification-{event_id}-{user_id or 'global'}"
+
+
+def incident_workflow_id(incident_id: uuid.UUID) -> str:
+    """`incident-<incident uuid>`."""
+    return f"incident-{incident_id}"
+
+
+def security_audit_workflow_id(report_id: uuid.UUID) -> str:
+    """`security-audit-<report uuid>`."""
+    return f"security-audit-{report_id}"
+
+
+def data_export_workflow_id(export_id: uuid.UUID) -> str:
+    """`data-export-<export uuid>`."""
+    return f"data-export-{export_id}"
+
+
+def migration_workflow_id(domain: str) -> str:
+    """One migration workflow per domain (`migration-users`, `migration-accounts`, ...)."""
+    return f"migration-{domain}"
+
+
+def monthly_report_workflow_id(user_id: uuid.UUID, month: str) -> str:
+    """`monthly-report-<user uuid>-<YYYY-MM>`: one report per customer and month, whichever run
+    (scheduled, overlapping, rerun, backfill) starts it."""
+    return f"monthly-report-{user_id}-{month}"
+
+
+def monthly_reports_workflow_id(month: str) -> str:
+    """`monthly-reports-<YYYY-MM>`: a backfill started from the CLI (Schedule runs are named by
+    the Schedule: `<schedule id>-<scheduled time>`)."""
+    return f"monthly-reports-{month}"
+
+
+def assistant_workflow_id(conversation_id: uuid.UUID) -> str:
+    """One AssistantWorkflow per conversation."""
+    return f"assistant-{conversation_id}"

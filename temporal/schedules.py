@@ -16,17 +16,22 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 
 from core.settings import Settings
+from models.ai.payloads import TrainCategorizerInput
 from models.ledger.payloads import HoldExpiryInput
 from models.payments.payloads import ReconcileStrandedInput
+from models.recovery.payloads import ReconcileRowsInput
+from models.reports.payloads import MonthlyReportsInput
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class ProjectSchedule:
     arg: BaseModel
     every: timedelta
     note: str
+    # A calendar instead of an interval (the monthly reports: 00:30 UTC on the 1st).
+    monthly: bool = False
 
 
 def project_schedules(settings: Settings) -> list[ProjectSchedule]:
@@ -62,7 +69,73 @@ def project_schedules(settings: Settings) -> list[ProjectSchedule]:
             every=timedelta(seconds=settings.stranded_reconcile_interval_seconds),
             note="Start stranded payments' workflows; resolve payments left unfinished",
         ),
+        ProjectSchedule(
+            id=f"{prefix}reconcile-rows",
+            workflow="ReconcileRowsWorkflow",
+            arg=ReconcileRowsInput(grace_seconds=settings.stranded_grace_seconds),
+            every=timedelta(seconds=settings.stranded_reconcile_interval_seconds),
+            note="Start stranded links' workflows; close links and sign-ups left unfinished",
+        ),
+        ProjectSchedule(
+            id=f"{prefix}monthly-reports",
+            workflow="MonthlyReportsWorkflow",
+            arg=monthly_reports_input(settings),
+            every=timedelta(days=31),
+            note="Each customer's report of the month before (00:30 UTC on the 1st)",
+            monthly=True,
+        ),
+        ProjectSchedule(
+            id=f"{prefix}categorizer-training",
+            workflow="CategorizerTrainingWorkflow",
+            arg=TrainCategorizerInput(
+                min_rows=settings.ai_training_min_rows,
+                max_rows=settings.ai_training_max_rows,
+                activity_timeout_seconds=settings.db_activity_timeout_seconds,
+            ),
+            every=timedelta(seconds=settings.ai_training_interval_seconds),
+            note="Train the categorizer's text classifier; use it only if it beats the rules",
+        ),
     ]
+
+
+def monthly_reports_input(settings: Settings, month: str | None = None) -> MonthlyReportsInput:
+    """The fan-out's input: batch sizes and queues only; the month comes from the scheduled
+    start time unless given (a CLI backfill)."""
+    return MonthlyReportsInput(
+        month=month,
+        page_size=settings.monthly_reports_page_size,
+        max_in_flight=settings.monthly_reports_max_in_flight,
+        pages_per_run=settings.monthly_reports_pages_per_run,
+        activity_timeout_seconds=settings.db_activity_timeout_seconds,
+        narrative_task_queue=settings.external_task_queue,
+    )
+
+
+def _spec(item: ProjectSchedule) -> ScheduleSpec:
+    if item.monthly:
+        return ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    day_of_month=[ScheduleRange(1)],
+                    hour=[ScheduleRange(0)],
+                    minute=[ScheduleRange(30)],
+                    comment="the 1st of every month, 00:30 UTC",
+                )
+            ]
+        )
+    return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=item.every)])
+
+
+def _policy(item: ProjectSchedule) -> SchedulePolicy:
+    if item.monthly:
+        # Reports are idempotent per (customer, month): a run still going when the next month
+        # is due goes on, the next waits for it (BUFFER_ONE); a Temporal outage of up to 7 days
+        # still produces the month's run when the server is back (catch-up window).
+        return SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.BUFFER_ONE, catchup_window=timedelta(days=7)
+        )
+    # A run still going when the next is due: skip the new one (they do the same work).
+    return SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP)
 
 
 def _schedule(item: ProjectSchedule, task_queue: str) -> Schedule:
@@ -70,9 +143,8 @@ def _schedule(item: ProjectSchedule, task_queue: str) -> Schedule:
         action=ScheduleActionStartWorkflow(
             item.workflow, item.arg, id=item.id, task_queue=task_queue
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=item.every)]),
-        # A run still going when the next is due: skip the new one (they do the same work).
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        spec=_spec(item),
+        policy=_policy(item),
     )
 
 

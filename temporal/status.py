@@ -31,3 +31,14 @@ def publish_status(
     if currency is not None:
         updates.append(search_attributes.CURRENCY.value_set(currency))
     workflow.upsert_search_attributes(updates)
+
+
+def publish_migration_status(status: str, *, domain: str, rows: int) -> None:
+    """Upsert `VortexStatus`, `VortexMigrationDomain` and `VortexMigrationRows` (rows done)."""
+    workflow.upsert_search_attributes(
+        [
+            search_attributes.STATUS.value_set(status),
+            search_attributes.MIGRATION_DOMAIN.value_set(domain),
+            search_attributes.MIGRATION_ROWS.value_set(rows),
+        ]
+    )

@@ -40,8 +40,15 @@ class Customer:
     def fresh_totp(self) -> str:
         """A valid TOTP code for a step newer than any used (the server refuses older steps)."""
         totp = pyotp.TOTP(self.totp_secret)
-        now_step = int(time.time()) // 30
-        step = max(self.last_step + 1, now_step - 1)
+        now = time.time()
+        now_step = int(now) // 30
+        # The previous step leaves room for three fresh codes in a row, but in a step's last
+        # seconds the server may already be in the next one, where it is two steps old.
+        closing = now % 30 >= 27
+        step = max(self.last_step + 1, now_step if closing else now_step - 1)
+        if step > now_step + 1 and closing:
+            time.sleep(30 - now % 30 + 0.05)  # at most 3 s: the next step opens one more code
+            return self.fresh_totp()
         assert step <= now_step + 1, "no unused TOTP step left within the +/-1 window"
         self.last_step = step
         return totp.generate_otp(step)

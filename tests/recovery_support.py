@@ -12,7 +12,6 @@ import httpx
 from sqlalchemy import select
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.app import create_app
 from api.services import Services
@@ -21,6 +20,7 @@ from core.embedded import free_port
 from core.settings import Settings
 from models.ledger.tables import LedgerAccount
 from models.payments.payloads import ReconcileStrandedInput, ReconcileStrandedResult
+from tests.conftest import TEST_CONVERTER
 from workflows.reconcile_stranded import ReconcileStrandedWorkflow
 
 PROBLEM = "application/problem+json"
@@ -33,7 +33,7 @@ def closed_address() -> str:
 
 async def unreachable_temporal() -> Client:
     """A client of a Temporal frontend that does not exist (it connects on first use)."""
-    return await Client.connect(closed_address(), lazy=True, data_converter=pydantic_data_converter)
+    return await Client.connect(closed_address(), lazy=True, data_converter=TEST_CONVERTER)
 
 
 @asynccontextmanager

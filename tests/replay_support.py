@@ -8,16 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+
+from tests.conftest import TEST_CONVERTER
 
 HISTORIES = Path(__file__).parent / "histories"
 
 # Every recorded history, by the workflow it replays against.
 RECORDED: dict[str, tuple[str, ...]] = {
+    "AssistantWorkflow": ("assistant_continued_as_new",),
+    "CategorizerTrainingWorkflow": ("categorizer_training_activated",),
     "CardAuthorizationWorkflow": ("card_authorization_cleared",),
     "ExternalPaymentWorkflow": ("external_payment_completed", "external_payment_retried"),
+    "IncidentWorkflow": ("incident_escalated_resolved",),
     "LinkAccountWorkflow": ("link_account_linked",),
+    "MigrationWorkflow": ("migration_accounts_cut_over",),
+    "MonthlyReportWorkflow": ("monthly_report_ready",),
+    "MonthlyReportsWorkflow": ("monthly_reports_continued",),
+    "NotificationWorkflow": ("notification_quiet_hours",),
     "RegistrationWorkflow": ("registration_completed",),
     "TransferWorkflow": (
         "transfer_cancelled",
@@ -42,5 +50,5 @@ async def replay(path: Path, workflow: type[Any]) -> None:
 
 async def replay_history(history: WorkflowHistory, workflow: type[Any]) -> None:
     """Replay a history (recorded or just fetched) against the current workflow code."""
-    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[workflow], data_converter=TEST_CONVERTER)
     await replayer.replay_workflow(history)

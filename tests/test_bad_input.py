@@ -8,7 +8,9 @@ import httpx
 from sqlalchemy import func, select
 
 from core.db import SessionFactory
+from core.email import MemoryEmailBackend
 from models.identity.tables import User
+from tests.flows import register_customer
 
 PROBLEM = "application/problem+json"
 
@@ -105,3 +107,33 @@ async def test_unknown_route_is_a_problem(api: httpx.AsyncClient) -> None:
 
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
+
+
+async def test_instants_without_a_utc_form_are_a_422_and_store_nothing(
+    api: httpx.AsyncClient, outbox: MemoryEmailBackend, sessions: SessionFactory
+) -> None:
+    customer = await register_customer(api, outbox, "instants@example.com")
+    main = (await api.get("/api/accounts", headers=customer.auth)).json()["items"][0]["id"]
+    # Year 1 at +14:00 is before 0001-01-01 UTC; the day after 9999-12-31 does not exist.
+    edges = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+    entry = {"account_id": main, "amount": "1.00", "currency": "EUR"}
+
+    answers = [
+        await api.post(
+            "/api/transactions",
+            headers=customer.auth | {"Idempotency-Key": str(uuid.uuid4())},
+            json=entry | {"occurred_at": edge},
+        )
+        for edge in edges
+    ]
+    for path in ("/api/transactions", "/api/transactions/analytics"):
+        for params in [{"from": edge} for edge in edges] + [{"to": "9999-12-31"}]:
+            answers.append(await api.get(path, headers=customer.auth, params=params))
+    fine = await api.get("/api/transactions", headers=customer.auth, params={"to": "9998-12-31"})
+
+    assert [a.status_code for a in answers] == [422] * len(answers), [a.text for a in answers]
+    assert all(a.headers["content-type"] == PROBLEM for a in answers)
+    assert "out of range" in answers[0].json()["errors"][0]["msg"]
+    assert "out of range" in answers[2].json()["detail"]
+    assert fine.status_code == 200
+    assert fine.json()["items"] == []

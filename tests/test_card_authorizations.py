@@ -193,7 +193,8 @@ async def test_refused_authorisations_and_clearings_move_nothing(
     await assert_ledger_ok(sessions)
 
 
-@pytest.mark.parametrize("lapse_seconds", [1.5])
+# long enough that the event still lies in the future when a loaded CI machine validates it
+@pytest.mark.parametrize("lapse_seconds", [5.0])
 async def test_an_authorisation_nobody_clears_lapses_and_releases_the_hold(
     api: httpx.AsyncClient,
     alice: Holder,

@@ -191,8 +191,11 @@ async def test_a_service_that_crashes_is_restarted_after_a_backoff() -> None:
     await asyncio.wait_for(third_start.wait(), 10)
     await supervisor.shutdown()
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert 0.9 < gaps[0] < 1.9  # Backoff: 1 s, then 2 s
-    assert 1.9 < gaps[1] < 2.9
+    # Each restart waited its backoff, 1 s then 2 s. Only lower bounds: a loaded CI machine
+    # can be late (2.2 s for the first, once), never early; the exact sequence of delays is
+    # checked without a clock in the next test.
+    assert gaps[0] >= 0.9
+    assert gaps[1] >= 1.9
 
 
 def test_backoff_doubles_up_to_its_maximum_and_resets_after_a_healthy_run() -> None:

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.ledger.verify import verify_ledger
@@ -26,7 +25,7 @@ from core.settings import Settings
 from models.ledger.tables import Hold, Transaction
 from models.payments.tables import Payment
 from temporal import search_attributes
-from tests.conftest import RunningWorkers
+from tests.conftest import TEST_CONVERTER, RunningWorkers
 from tests.payment_support import (  # noqa: F401 - fixtures
     FINAL,
     REJECTED_IBAN,
@@ -58,7 +57,7 @@ FUNDS = 500_000  # 5000.00 EUR; the review threshold is 1000.00
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[ExternalPaymentWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[ExternalPaymentWorkflow], data_converter=TEST_CONVERTER)
 
 
 @pytest.mark.parametrize("path", recorded("ExternalPaymentWorkflow"), ids=lambda p: p.stem)

@@ -20,13 +20,14 @@ from api.app import create_app
 from api.auth.registration import RegistrationService
 from api.auth.sessions import SessionService
 from api.services import Services
-from core.db import SessionFactory
+from core.db import SessionFactory, transaction
 from core.email import MemoryEmailBackend
 from core.signatures import PROCESSOR_SIGNATURE_HEADER, SIGNATURE_HEADER, sign
 from models.identity.tables import User
 from models.ledger.payloads import ExternalEntryInput
 from models.ledger.tables import Direction, Transaction
 from models.payments.tables import WebhookEvent
+from models.staff.tables import StaffRole, StaffRoleGrant
 from models.transactions.payloads import ExternalTransactionInput
 from processorsim import processor_event
 from temporal.deterministic import INVALID_ACTIVITY_INPUT
@@ -55,10 +56,14 @@ async def test_a_nul_in_any_text_field_or_parameter_of_any_route_is_a_422(
     api: httpx.AsyncClient, services: Services
 ) -> None:
     user_id = await new_user(services.sessions, "mallory")
+    async with transaction(services.sessions) as session:  # staff routes validate for staff
+        for role in StaffRole:  # every staff route admits one of them
+            session.add(StaffRoleGrant(user_id=user_id, role=role, granted_by="test"))
     access = (await SessionService(services).issue_session(user_id)).access_token
     registration = RegistrationService(services).registration_token(user_id, uuid.uuid4())
     before = await _count(services.sessions, Transaction)
-    spec = Spec(create_app(services.settings, services).openapi())
+    document = create_app(services.settings, services).openapi()
+    spec = Spec(document)
     checked = 0
     for call in spec.injections():
         token = registration if call.path.startswith("/api/auth/mfa/") else access
@@ -70,6 +75,10 @@ async def test_a_nul_in_any_text_field_or_parameter_of_any_route_is_a_422(
             headers={"Authorization": f"Bearer {token}"} | call.headers,
         )
         assert answer.status_code < 500, call.describe() + " -> " + answer.text
+        declared = document["paths"][call.path][call.method.lower()]["responses"]
+        assert str(answer.status_code) in declared, call.describe() + " -> undocumented status"
+        if answer.status_code >= 400:
+            assert PROBLEM in declared[str(answer.status_code)]["content"], call.describe()
         if call.loc[-1] in NOT_TEXT:
             continue
         if call.loc[0] == "header":  # Idempotency-Key: its own problem, not a validation error

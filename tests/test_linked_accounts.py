@@ -19,7 +19,6 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -32,8 +31,10 @@ from core.email import MemoryEmailBackend
 from core.settings import Settings
 from models.linking.tables import LinkedAccount, LinkStatus
 from models.money import format_amount
+from temporal.handles import handle_for
 from temporal.ids import link_account_workflow_id
 from tests import ledger_support
+from tests.conftest import TEST_CONVERTER
 from tests.flows import Customer, register_customer
 from tests.rail_support import eventually, running_rail
 from tests.replay_support import HISTORIES, recorded, replay
@@ -281,7 +282,7 @@ async def test_link_then_confirm_the_rail_amounts_links_and_keeps_amounts_out_of
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[LinkAccountWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[LinkAccountWorkflow], data_converter=TEST_CONVERTER)
 
 
 @pytest.mark.parametrize("path", recorded("LinkAccountWorkflow"), ids=lambda p: p.stem)
@@ -328,8 +329,8 @@ async def test_a_deposit_returned_by_the_rail_fails_the_link_and_is_reversed(
     link_id = started.json()["linked_account_id"]
 
     final = await _until_status(api, alice.auth, account_id, link_id, "failed")
-    result = await temporal_client.get_workflow_handle_for(
-        LinkAccountWorkflow.run, link_account_workflow_id(uuid.UUID(link_id))
+    result = await handle_for(
+        temporal_client, LinkAccountWorkflow.run, link_account_workflow_id(uuid.UUID(link_id))
     ).result()
 
     assert started.status_code == 202
@@ -414,8 +415,8 @@ async def test_an_unconfirmed_link_expires_after_the_configured_days(
         ):
             link_id = (await _link(api, auth, account_id)).json()["linked_account_id"]
             await _deposits_sent(api, auth, account_id, link_id)
-            handle = client.get_workflow_handle_for(
-                LinkAccountWorkflow.run, link_account_workflow_id(uuid.UUID(link_id))
+            handle = handle_for(
+                client, LinkAccountWorkflow.run, link_account_workflow_id(uuid.UUID(link_id))
             )
 
             await time_skipping.sleep(timedelta(days=settings.link_confirmation_days, hours=1))

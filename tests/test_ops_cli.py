@@ -15,14 +15,6 @@ from tests.cli_support import run_vortex
 from tests.flows import register_customer
 
 
-async def _vortex(settings: Settings, *args: str) -> tuple[int, str]:
-    """Run `vortex <args>` as ops would, against the test's services."""
-    variables = {
-        "VORTEX_DATABASE_URL": str(settings.database_url),
-    }
-    return await run_vortex(variables, *args)
-
-
 async def test_ops_funding_credits_once_per_reference_and_is_audited(
     api: httpx.AsyncClient,
     outbox: MemoryEmailBackend,
@@ -33,9 +25,9 @@ async def test_ops_funding_credits_once_per_reference_and_is_audited(
     account = (await api.get("/api/accounts", headers=customer.auth)).json()["items"][0]
     args = ("ledger", "fund", account["number"], "250.00", "--reference", "T-1", "--reason", "x")
 
-    first = await _vortex(settings, *args)
-    again = await _vortex(settings, *args)
-    bad = await _vortex(
+    first = await run_vortex(settings, *args)
+    again = await run_vortex(settings, *args)
+    bad = await run_vortex(
         settings,
         "ledger",
         "fund",
@@ -46,7 +38,7 @@ async def test_ops_funding_credits_once_per_reference_and_is_audited(
         "--reason",
         "x",
     )
-    verify = await _vortex(settings, "ledger", "verify")
+    verify = await run_vortex(settings, "ledger", "verify")
 
     assert first[0] == 0, first[1]
     assert again[0] == 0

@@ -51,18 +51,6 @@ async def alice(
     return await new_payer(api, outbox, sessions)
 
 
-async def _vortex(settings: Settings, *args: str) -> tuple[int, str]:
-    """Run `vortex <args>` as ops would, against the test's services."""
-    variables = {
-        "VORTEX_DATABASE_URL": str(settings.database_url),
-        "VORTEX_TEMPORAL_ADDRESS": str(settings.temporal_address),
-        "VORTEX_RAIL_URL": settings.rail_url,
-        "VORTEX_TASK_QUEUE": settings.task_queue,
-        "VORTEX_EXTERNAL_TASK_QUEUE": settings.external_task_queue,
-    }
-    return await run_vortex(variables, *args)
-
-
 async def _terminate(client: Client, payment_id: str) -> None:
     handle = client.get_workflow_handle(external_payment_workflow_id(uuid.UUID(payment_id)))
     await handle.terminate(reason="ops test")
@@ -169,10 +157,10 @@ async def test_ops_resolve_settles_a_payment_the_rail_does_not_know_releasing_it
 ) -> None:
     payment_id = await _requires_action(api, alice, rail)
 
-    reconciled = await _vortex(settings, "payments", "reconcile", payment_id)
+    reconciled = await run_vortex(settings, "payments", "reconcile", payment_id)
     resolve = ("payments", "resolve", payment_id, "--outcome", "failed", "--reason", "rail lost it")
-    first = await _vortex(settings, *resolve)
-    again = await _vortex(settings, *resolve)
+    first = await run_vortex(settings, *resolve)
+    again = await run_vortex(settings, *resolve)
 
     assert reconciled[0] == 0, reconciled[1]
     assert "nothing to reconcile" in reconciled[1]
@@ -205,7 +193,7 @@ async def test_ops_resolve_is_refused_while_the_rail_knows_the_payment(
     payment_id = str((await pay(api, alice, "pending-1")).json()["id"])
     await wait_status(api, alice, payment_id, "submitted")
 
-    refused = await _vortex(
+    refused = await run_vortex(
         settings, "payments", "resolve", payment_id, "--outcome", "failed", "--reason", "x"
     )
 
@@ -225,9 +213,9 @@ async def test_ops_reconcile_starts_the_workflow_of_a_stranded_payment(
         refused = await pay(down, alice, "stranded-cli")
     payment_id = refused.json()["payment_id"]
 
-    started = await _vortex(settings, "payments", "reconcile", payment_id)
+    started = await run_vortex(settings, "payments", "reconcile", payment_id)
     await wait_status(api, alice, payment_id, "completed")
-    after = await _vortex(settings, "payments", "reconcile", payment_id)
+    after = await run_vortex(settings, "payments", "reconcile", payment_id)
 
     assert started[0] == 0, started[1]
     assert "was stranded: its workflow" in started[1]

@@ -290,8 +290,15 @@ async def _signal_processed(client: Client, workflow_id: str) -> None:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         kinds = [event.event_type for event in history.events]
         signalled = max(
-            i for i, k in enumerate(kinds) if k == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            (
+                i
+                for i, k in enumerate(kinds)
+                if k == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            ),
+            default=None,
         )
+        if signalled is None:  # buffered while a workflow task runs: not in the history yet
+            return None
         done = any(k == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for k in kinds[signalled:])
         return True if done else None
 

@@ -1,5 +1,8 @@
 """The fast read path keeps every check: the token is verified, a logout or a disabled user
-takes effect on the very next request, and concurrent customers never see each other's data."""
+takes effect on the very next request, and concurrent customers never see each other's data.
+Verified access tokens are cached per process (`api.auth.tokens`): the route tests below run
+with each token already cached by their first requests, and the unit tests pin the cache's
+own rules (exact text only, expiry and type checked on every hit, bounded)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,13 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from api.auth import tokens as token_module
+from api.auth.errors import InvalidToken
+from api.auth.tokens import TokenService
 from api.auth.user_status import set_user_status
 from api.services import Services
 from cli.users import change_status
@@ -157,3 +164,66 @@ async def test_concurrent_customers_only_ever_see_their_own_data(
             assert body["email"] == customer.email
         else:
             assert body["items"] == []  # neither has transactions or payments
+
+
+def _tokens() -> TokenService:
+    return TokenService(b"k" * 32, issuer="vortex-test", audience="vortex-test-api")
+
+
+def test_a_cached_access_token_is_refused_the_moment_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = _tokens()
+    token, _ = tokens.issue(uuid.uuid4(), "access", 60)
+    claims = tokens.verify(token, "access")  # verified once: kept
+    monkeypatch.setattr("api.auth.tokens.time.time", lambda: float(claims.expires_at))
+
+    with pytest.raises(InvalidToken, match="has expired"):
+        tokens.verify(token, "access")
+
+
+def test_the_token_cache_answers_only_for_the_exact_token_text() -> None:
+    tokens = _tokens()
+    ada, bob = uuid.uuid4(), uuid.uuid4()
+    ada_token, _ = tokens.issue(ada, "access", 60, sid="s-ada")
+    bob_token, _ = tokens.issue(bob, "access", 60, sid="s-bob")
+    for token in (ada_token, bob_token):
+        tokens.verify(token, "access")
+    header, payload, signature = ada_token.split(".")
+    forged = (
+        f"{header}.{payload}.{signature[:10]}{'A' if signature[10] != 'A' else 'B'}{signature[11:]}"
+    )
+    # Bob's claims under Ada's signature: a different text, so checked in full and refused.
+    spliced = f"{header}.{bob_token.split('.')[1]}.{signature}"
+
+    assert tokens.verify(ada_token, "access").subject == ada
+    assert tokens.verify(bob_token, "access").subject == bob
+    assert tokens.verify(bob_token, "access").extra["sid"] == "s-bob"
+    for bad in (forged, spliced):
+        with pytest.raises(InvalidToken, match="not a valid access token"):
+            tokens.verify(bad, "access")
+
+
+def test_a_cached_access_token_is_still_refused_where_another_type_is_expected() -> None:
+    tokens = _tokens()
+    token, _ = tokens.issue(uuid.uuid4(), "access", 60)
+    tokens.verify(token, "access")
+
+    with pytest.raises(InvalidToken, match="not a refresh token"):
+        tokens.verify(token, "refresh")
+    with pytest.raises(TypeError):  # the cached claims cannot be edited by a caller
+        tokens.verify(token, "access").extra["roles"] = ["admin"]  # type: ignore[index]
+
+
+def test_the_token_cache_is_bounded_and_an_evicted_token_is_verified_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(token_module, "VERIFIED_CACHE_SIZE", 3)
+    tokens = _tokens()
+    users = [uuid.uuid4() for _ in range(5)]
+    issued = [tokens.issue(user, "access", 60)[0] for user in users]
+    for token in issued:
+        tokens.verify(token, "access")
+
+    assert len(tokens._verified) == 3
+    assert [tokens.verify(t, "access").subject for t in issued] == users

@@ -9,5 +9,5 @@ def test_every_recorded_history_is_replayed_and_every_named_one_exists() -> None
     on_disk = {p.stem for p in HISTORIES.glob("*.json")}
     named = {name for names in RECORDED.values() for name in names}
 
-    assert len(named) == 10
+    assert len(named) == 17
     assert on_disk == named

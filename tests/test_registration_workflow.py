@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -22,7 +21,9 @@ from core.email import MemoryEmailBackend
 from core.settings import Settings
 from models.identity.schemas import RegistrationCreate
 from models.identity.tables import Registration, RegistrationStatus, User
+from temporal.handles import handle_for
 from temporal.ids import registration_workflow_id
+from tests.conftest import TEST_CONVERTER
 from tests.flows import register_customer
 from tests.replay_support import HISTORIES, recorded, replay
 from workers.assembly import WorkerDeps, build_workers
@@ -52,8 +53,8 @@ async def test_unfinished_registration_expires_and_frees_the_email(
         async with workers[0], workers[1]:
             registrations = RegistrationService(services)
             registration_id = await registrations.register(_signup("late@example.com"), "test")
-            handle = client.get_workflow_handle_for(
-                RegistrationWorkflow.run, registration_workflow_id(registration_id)
+            handle = handle_for(
+                client, RegistrationWorkflow.run, registration_workflow_id(registration_id)
             )
 
             await time_skipping.sleep(timedelta(seconds=settings.registration_expiry_seconds + 60))
@@ -85,7 +86,7 @@ async def test_completed_registration_history_replays_deterministically(
     if os.environ.get("VORTEX_RECORD_HISTORIES"):  # refresh the golden file deliberately
         (HISTORIES / "registration_completed.json").write_text(history.to_json())
 
-    replayer = Replayer(workflows=[RegistrationWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[RegistrationWorkflow], data_converter=TEST_CONVERTER)
     await replayer.replay_workflow(history)
 
 

@@ -30,6 +30,7 @@ from models.ledger.tables import JournalEntry
 from models.payments.tables import Payment, PaymentStatus
 from temporal.client import connect_temporal
 from temporal.devserver import DevServerProcess
+from tests.conftest import TEST_CONVERTER
 from tests.flows import Customer, fund, register_customer
 from tests.rail_support import eventually
 from tests.recovery_support import run_reconciler
@@ -109,9 +110,11 @@ async def test_transfers_survive_a_temporal_crash_and_restart_exactly_once(
     )
     dest = savings.json()["id"]
     fault_settings = settings.model_copy(update={"temporal_address": own_temporal.address})
-    worker_client = await connect_temporal(own_temporal.address)
+    worker_client = await connect_temporal(own_temporal.address, converter=TEST_CONVERTER)
     api_client = await connect_temporal(
-        own_temporal.address, retry_seconds=fault_settings.temporal_rpc_retry_seconds
+        own_temporal.address,
+        converter=TEST_CONVERTER,
+        retry_seconds=fault_settings.temporal_rpc_retry_seconds,
     )
     workers = build_workers(
         worker_client, WorkerDeps(settings=fault_settings, sessions=sessions, email=outbox)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -21,8 +20,10 @@ from core.email import MemoryEmailBackend
 from core.settings import Settings
 from models.payments.payloads import PaymentState
 from models.payments.tables import Payment, PaymentStatus
+from temporal.handles import handle_for
 from temporal.ids import transfer_workflow_id
 from tests import ledger_support
+from tests.conftest import TEST_CONVERTER
 from tests.replay_support import HISTORIES
 from workers.assembly import WorkerDeps, build_workers
 from workflows.transfer import TransferWorkflow
@@ -66,9 +67,7 @@ async def test_a_scheduled_transfer_runs_at_its_time_and_moves_the_money_once(
                 (10_000, 0),
                 (0, 0),
             ]
-            handle = client.get_workflow_handle_for(
-                TransferWorkflow.run, transfer_workflow_id(payment_id)
-            )
+            handle = handle_for(client, TransferWorkflow.run, transfer_workflow_id(payment_id))
 
             await time_skipping.sleep(timedelta(days=3, minutes=5))
             result = await handle.result()
@@ -93,7 +92,7 @@ async def test_a_scheduled_transfer_runs_at_its_time_and_moves_the_money_once(
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds  # local activities
         if os.environ.get("VORTEX_RECORD_HISTORIES"):  # refresh the golden file deliberately
             (HISTORIES / "transfer_scheduled.json").write_text(history.to_json())
-        replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+        replayer = Replayer(workflows=[TransferWorkflow], data_converter=TEST_CONVERTER)
         await replayer.replay_workflow(history)
     finally:
         await services.close()

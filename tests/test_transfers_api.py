@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.ledger.verify import verify_ledger
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from temporal.ids import transfer_workflow_id
+from tests.conftest import TEST_CONVERTER
 from tests.flows import Customer, fund, register_customer
 from tests.replay_support import HISTORIES, recorded, replay
 from workflows.transfer import TransferWorkflow
@@ -34,7 +34,7 @@ async def _replay_and_keep(client: Client, payment_id: str, name: str) -> None:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[TransferWorkflow], data_converter=TEST_CONVERTER)
 
 
 @pytest.mark.parametrize("path", recorded("TransferWorkflow"), ids=lambda p: p.stem)

@@ -11,25 +11,46 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.ai.activities import AiActivities
+from activities.ai.llm import LlmClient
 from activities.ledger.activities import LedgerActivities
 from activities.linking import LinkingActivities
+from activities.migration.activities import MigrationActivities
+from activities.migration.legacy import LegacyDatabase
+from activities.notifications.activities import NotificationActivities
 from activities.payment_recovery import PaymentRecoveryActivities
 from activities.payments import PaymentActivities
 from activities.providers.rail import HttpPaymentRail, PaymentRail
 from activities.rail_payments import RailActivities
 from activities.registration import RegistrationActivities
+from activities.reports.activities import ReportActivities
+from activities.row_recovery import RowRecoveryActivities
+from activities.security.activities import SecurityActivities
+from activities.security.audit import SecurityAuditActivities
+from activities.security.privacy import PrivacyActivities
+from core.breakers import configure_breakers
 from core.crypto import crypto_for
 from core.db import SessionFactory, read_sessions_for
 from core.email import EmailBackend
 from core.settings import Settings
+from temporal.breakers import BreakerInterceptor
 from workflows.account_closure import AccountClosureWorkflow
+from workflows.assistant import AssistantWorkflow
 from workflows.card_authorization import CardAuthorizationWorkflow
+from workflows.categorizer_training import CategorizerTrainingWorkflow
+from workflows.data_export import DataExportWorkflow
 from workflows.external_payment import ExternalPaymentWorkflow
 from workflows.external_transaction import RecordExternalTransactionWorkflow
 from workflows.hold_expiry import ExpireHoldsWorkflow
+from workflows.incident import IncidentWorkflow
 from workflows.link_account import LinkAccountWorkflow
+from workflows.migration import MigrationWorkflow
+from workflows.monthly_reports import MonthlyReportsWorkflow, MonthlyReportWorkflow
+from workflows.notification import NotificationWorkflow
+from workflows.reconcile_rows import ReconcileRowsWorkflow
 from workflows.reconcile_stranded import ReconcileStrandedWorkflow
 from workflows.registration import RegistrationWorkflow
+from workflows.security_audit import SecurityAuditWorkflow
 from workflows.transfer import TransferWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -42,6 +63,16 @@ WORKFLOWS: Sequence[type] = (
     LinkAccountWorkflow,
     ExternalPaymentWorkflow,
     ReconcileStrandedWorkflow,
+    NotificationWorkflow,
+    IncidentWorkflow,
+    SecurityAuditWorkflow,
+    DataExportWorkflow,
+    ReconcileRowsWorkflow,
+    MigrationWorkflow,
+    MonthlyReportsWorkflow,
+    MonthlyReportWorkflow,
+    AssistantWorkflow,
+    CategorizerTrainingWorkflow,
 )
 # Workflow modules are imported once, not again for every run: ours keep no module state, and
 # the sandbox still refuses non-deterministic calls (clocks, I/O, randomness) at run time.
@@ -97,7 +128,11 @@ def main_activities(deps: WorkerDeps, client: Client | None = None) -> list[Any]
         max_single_payment_minor=st.max_single_payment_minor,
         max_payments_per_hour=st.max_payments_per_hour,
         review_threshold_minor=st.payment_review_threshold_minor,
+        review_score=st.risk_review_score,
+        lookback_days=st.risk_lookback_days,
+        recent_hours=st.risk_recent_change_hours,
     )
+    notices = NotificationActivities(deps.sessions, deps.email)
     return [
         reg.check_email_code,
         reg.activate_user,
@@ -107,7 +142,18 @@ def main_activities(deps: WorkerDeps, client: Client | None = None) -> list[Any]
         payments.assess_risk,
         payments.post_transfer,
         *_linking_activities(deps).main(),
+        notices.record,
+        notices.push,
+        notices.fan_out,
+        notices.announcement_emails,
+        *SecurityActivities(deps.sessions, deps.email).main(),
+        *SecurityAuditActivities(deps.sessions, st).all(),
+        PrivacyActivities(deps.sessions).build_export,
         *(PaymentRecoveryActivities(deps.sessions, client, st).all() if client else []),
+        *([RowRecoveryActivities(deps.sessions, client, st).recover_rows] if client else []),
+        *MigrationActivities(deps.sessions, LegacyDatabase(st.effective_legacy_database_url)).all(),
+        *ReportActivities(deps.sessions).all(),
+        *AiActivities(deps.sessions, st, client=client).main(),
     ]
 
 
@@ -117,8 +163,12 @@ def external_activities(deps: WorkerDeps) -> list[Any]:
     assert deps.rail is not None
     return [
         reg.send_verification_code,
+        NotificationActivities(deps.sessions, deps.email).send_email,
+        SecurityActivities(deps.sessions, deps.email).email_escalation,
         *_linking_activities(deps).external(),
         *RailActivities(deps.rail).all(),
+        ReportActivities(deps.sessions, LlmClient.from_settings(deps.settings)).narrate,
+        *AiActivities(deps.sessions, deps.settings).external(),
     ]
 
 
@@ -131,6 +181,7 @@ def build_workers(
 ) -> list[Worker]:
     """The main worker (workflows + DB activities) and the external-calls worker."""
     settings = deps.settings
+    configure_breakers(settings)
     return [
         Worker(
             client,
@@ -139,11 +190,13 @@ def build_workers(
             activities=main_activities(deps, client),
             workflow_runner=WORKFLOW_RUNNER,
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            interceptors=[BreakerInterceptor()],
         ),
         Worker(
             client,
             task_queue=external_task_queue or settings.external_task_queue,
             activities=external_activities(deps),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            interceptors=[BreakerInterceptor()],
         ),
     ]

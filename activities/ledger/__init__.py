@@ -19,8 +19,9 @@ CHECK constraints back the invariants. Each balance change writes `transaction.c
 `transaction.updated` and `balance.updated` events to the outbox in the same transaction.
 
 Modules: `errors` (rejection types and their problems), `validation`, `sql`, `events`, `engine`
-(the posting engine), `accounts`, `entries`, `holds`, `closure`, `transactions`, `verify` (the
-invariant check) and `activities`.
+(the posting engine), `accounts`, `entries`, `batch` (many entries in one transaction, for
+migrations and imports), `holds`, `closure`, `transactions`, `verify` (the invariant check) and
+`activities`.
 """
 
 from activities.ledger.accounts import (
@@ -30,6 +31,7 @@ from activities.ledger.accounts import (
     new_account_number,
     open_account,
 )
+from activities.ledger.batch import MAX_BATCH_ENTRIES, post_entries
 from activities.ledger.closure import close_account
 from activities.ledger.entries import (
     fund_account,
@@ -76,6 +78,7 @@ __all__ = [
     "INVALID_SWEEP_TARGET",
     "LEDGER_ERROR_TYPES",
     "MAX_BALANCE",
+    "MAX_BATCH_ENTRIES",
     "MAX_HOLD_TTL_SECONDS",
     "MAX_LEGS",
     "UNBALANCED_ENTRY",
@@ -95,6 +98,7 @@ __all__ = [
     "new_account_number",
     "open_account",
     "place_hold",
+    "post_entries",
     "post_entry",
     "recategorize_transaction",
     "record_external_transaction",

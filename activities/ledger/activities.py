@@ -16,6 +16,7 @@ from temporalio import activity
 from activities.ledger.closure import close_account
 from activities.ledger.entries import record_external_transaction
 from activities.ledger.holds import capture_hold, expire_holds, place_hold, release_hold
+from activities.security.freezes import ensure_not_frozen, hold_placed
 from core.db import SessionFactory, transaction
 from models.ledger.payloads import (
     CaptureHoldInput,
@@ -33,6 +34,17 @@ from models.ledger.payloads import (
 from temporal.deterministic import input_refusals_are_final
 
 Req = TypeVar("Req", bound=BaseModel)
+FROZEN_HOLD_KINDS = frozenset({"external_payment"})  # money leaving the bank on request
+
+
+async def _place_unless_frozen(session: AsyncSession, req: PlaceHoldInput) -> PlacedHold:
+    """The freeze is checked in the placing transaction, so a payment that was waiting (e.g.
+    for approval) when the account froze cannot go on; a retry of a placed hold still replays."""
+    if req.kind in FROZEN_HOLD_KINDS and not await hold_placed(session, req.idempotency_key):
+        await ensure_not_frozen(session, req.account_id)
+    return await place_hold(session, req)
+
+
 Res = TypeVar("Res", bound=BaseModel)
 
 
@@ -56,8 +68,8 @@ class LedgerActivities:
 
     @activity.defn(name="ledger.place_hold")
     async def place_hold(self, req: PlaceHoldInput) -> PlacedHold:
-        """Place a hold."""
-        return await self._run(place_hold, req)
+        """Place a hold; an external payment's hold is refused while its account is frozen."""
+        return await self._run(_place_unless_frozen, req)
 
     @activity.defn(name="ledger.capture_hold")
     async def capture_hold(self, req: CaptureHoldInput) -> ResolvedHold:

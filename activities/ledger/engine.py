@@ -33,6 +33,7 @@ from activities.ledger.sql import (
     _LOCK_ACCOUNTS,
 )
 from activities.ledger.validation import MAX_BALANCE, _reused
+from core.metrics import LEDGER_ENTRIES, LEDGER_POSTINGS, count_after_commit
 from models.base import utcnow
 from models.ledger.payloads import (
     EntryResult,
@@ -179,8 +180,32 @@ async def _replay_entry(conn: AsyncConnection, key: str, request_hash: str) -> E
     )
 
 
-async def _apply_entry(
-    conn: AsyncConnection,
+@dataclass(slots=True)
+class _Plan:
+    """One entry's writes, computed against the locked accounts (which it has updated)."""
+
+    entry_id: uuid.UUID
+    kind: str
+    occurred_at: datetime
+    acc_ids: list[uuid.UUID]
+    acc_dp: list[int]
+    acc_dh: list[int]
+    p_acc: list[uuid.UUID]
+    p_amt: list[int]
+    p_cur: list[str]
+    p_bal: list[int]
+    t_cols: dict[str, list[Any]]
+    events: list[_Event]
+    results: list[PostingResult]
+
+
+_T_COLS = (
+    *("t_id", "t_acc", "t_user", "t_amount", "t_cur", "t_dir", "t_cp", "t_desc"),
+    *("t_merchant", "t_cat", "t_ext"),
+)
+
+
+def _plan_entry(
     *,
     entry_id: uuid.UUID,
     kind: str,
@@ -190,25 +215,30 @@ async def _apply_entry(
     now: datetime,
     occurred_at: datetime,
     extra_events: Sequence[_Event] = (),
-) -> list[PostingResult]:
-    """Validate the legs against the locked accounts and write everything in one statement."""
-    acc_ids: list[uuid.UUID] = []
-    acc_dp: list[int] = []
-    acc_dh: list[int] = []
-    p_acc: list[uuid.UUID] = []
-    p_amt: list[int] = []
-    p_cur: list[str] = []
-    p_bal: list[int] = []
-    t_cols: dict[str, list[Any]] = {
-        c: []
-        for c in (
-            *("t_id", "t_acc", "t_user", "t_amount", "t_cur", "t_dir", "t_cp", "t_desc"),
-            *("t_merchant", "t_cat", "t_ext"),
-        )
-    }
+) -> _Plan:
+    """Validate the legs against the locked accounts and compute the entry's rows and events.
+
+    Updates the in-memory balances as it goes; on a LedgerError the caller either rolls back
+    the transaction (single path) or restores the balances it saved (batch path).
+    """
+    plan = _Plan(
+        entry_id=entry_id,
+        kind=kind,
+        occurred_at=occurred_at,
+        acc_ids=[],
+        acc_dp=[],
+        acc_dh=[],
+        p_acc=[],
+        p_amt=[],
+        p_cur=[],
+        p_bal=[],
+        t_cols={c: [] for c in _T_COLS},
+        events=[],
+        results=[],
+    )
+    t_cols = plan.t_cols
     events: list[_Event] = []
     touched: list[_Account] = []
-    results: list[PostingResult] = []
     pair = len(legs) == 2
     for leg in legs:  # a closed or mismatched account is reported before any lack of funds
         _check_open(accounts[leg.account_id], leg.currency)
@@ -225,15 +255,15 @@ async def _apply_entry(
         if abs(new_posted) > MAX_BALANCE:
             raise LedgerError(INVALID_AMOUNT, "the balance would overflow", account_id=str(acc.id))
         acc.posted, acc.held = new_posted, new_held
-        acc_ids.append(acc.id)
-        acc_dp.append(leg.amount)
-        acc_dh.append(leg.held_delta)
+        plan.acc_ids.append(acc.id)
+        plan.acc_dp.append(leg.amount)
+        plan.acc_dh.append(leg.held_delta)
         transaction_id = leg.transaction_id
         if leg.amount != 0:
-            p_acc.append(acc.id)
-            p_amt.append(leg.amount)
-            p_cur.append(leg.currency)
-            p_bal.append(new_posted)
+            plan.p_acc.append(acc.id)
+            plan.p_amt.append(leg.amount)
+            plan.p_cur.append(leg.currency)
+            plan.p_bal.append(new_posted)
         if acc.kind == AccountKind.CUSTOMER:
             if leg.new_transaction and leg.amount != 0:
                 transaction_id = uuid.uuid4()
@@ -275,7 +305,7 @@ async def _apply_entry(
                     t_cols[col].append(value)
                 events.append(_transaction_event("transaction.created", row))
             touched.append(acc)
-        results.append(
+        plan.results.append(
             PostingResult(
                 account_id=acc.id,
                 amount=leg.amount,
@@ -285,7 +315,33 @@ async def _apply_entry(
             )
         )
     # Balance events carry the final balances (an account appears at most once per entry).
-    all_events = [*events, *extra_events, *(_balance_event(a, now) for a in touched)]
+    plan.events = [*events, *extra_events, *(_balance_event(a, now) for a in touched)]
+    return plan
+
+
+async def _apply_entry(
+    conn: AsyncConnection,
+    *,
+    entry_id: uuid.UUID,
+    kind: str,
+    description: str,
+    legs: Sequence[_Leg],
+    accounts: dict[uuid.UUID, _Account],
+    now: datetime,
+    occurred_at: datetime,
+    extra_events: Sequence[_Event] = (),
+) -> list[PostingResult]:
+    """Validate the legs against the locked accounts and write everything in one statement."""
+    plan = _plan_entry(
+        entry_id=entry_id,
+        kind=kind,
+        description=description,
+        legs=legs,
+        accounts=accounts,
+        now=now,
+        occurred_at=occurred_at,
+        extra_events=extra_events,
+    )
     await conn.execute(
         _APPLY_ENTRY,
         {
@@ -293,18 +349,18 @@ async def _apply_entry(
             "entry_id": entry_id,
             "kind": kind,
             "occurred_at": occurred_at,
-            "acc_ids": acc_ids,
-            "acc_dp": acc_dp,
-            "acc_dh": acc_dh,
-            "p_acc": p_acc,
-            "p_amt": p_amt,
-            "p_cur": p_cur,
-            "p_bal": p_bal,
-            **t_cols,
-            **_event_params(all_events),
+            "acc_ids": plan.acc_ids,
+            "acc_dp": plan.acc_dp,
+            "acc_dh": plan.acc_dh,
+            "p_acc": plan.p_acc,
+            "p_amt": plan.p_amt,
+            "p_cur": plan.p_cur,
+            "p_bal": plan.p_bal,
+            **plan.t_cols,
+            **_event_params(plan.events),
         },
     )
-    return [r for r in results if r.amount != 0]
+    return [r for r in plan.results if r.amount != 0]
 
 
 async def _post(
@@ -376,7 +432,16 @@ async def _post(
         created_at=now,
         postings=postings,
     )
+    _count_entry(conn, kind, postings)
     return result, False
+
+
+def _count_entry(conn: AsyncConnection, kind: str, postings: Sequence[PostingResult]) -> None:
+    """Business metrics of a new entry, counted once its transaction commits."""
+    count_after_commit(conn, LEDGER_ENTRIES.labels(kind))
+    for currency in {p.currency for p in postings}:
+        lines = sum(1 for p in postings if p.currency == currency)
+        count_after_commit(conn, LEDGER_POSTINGS.labels(currency), lines)
 
 
 async def _system_account_id(conn: AsyncConnection, kind: AccountKind, currency: str) -> uuid.UUID:
@@ -401,7 +466,7 @@ async def _ensure_system_accounts(conn: AsyncConnection, currency: str) -> Syste
     ids: dict[str, uuid.UUID] = dict(
         (await conn.execute(select_sql, {"currency": currency})).tuples().all()
     )
-    if len(ids) < len(SYSTEM_KINDS):
+    if any(kind.value not in ids for kind in SYSTEM_KINDS):
         names = {
             AccountKind.EXTERNAL_SETTLEMENT: "External settlement",
             AccountKind.FEES: "Fees",

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from core.breakers import BreakerOpen, breaker
 from models.text import SINGLE_LINE, Text
 
 RailPaymentStatus = Literal["pending", "settled", "rejected", "cancelled"]
@@ -133,6 +134,15 @@ class RailTransientError(RailError):
     retryable = True
 
 
+class RailCircuitOpen(RailTransientError):
+    """Our breaker refused the call: the rail failed repeatedly; `retry_after` seconds until a
+    trial call is let through."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RailRejectedError(RailError):
     """The rail refused the request itself (invalid instruction): do not retry."""
 
@@ -214,6 +224,15 @@ class HttpPaymentRail:
         await self.aclose()
 
     async def _call(self, method: str, path: str, json: Any = None) -> RailPayment:
+        """One request under the rail's circuit breaker: only transient errors (the rail down,
+        slow or garbled) count; an answer that refuses the request means the rail is up."""
+        try:
+            async with breaker("rail", ignore=_rail_answered):
+                return await self._request(method, path, json)
+        except BreakerOpen as exc:
+            raise RailCircuitOpen(str(exc), exc.retry_after) from None
+
+    async def _request(self, method: str, path: str, json: Any) -> RailPayment:
         url = self.base_url + path
         try:
             response = await self._client.request(method, url, json=json)
@@ -230,6 +249,11 @@ class HttpPaymentRail:
                     status_code=response.status_code,
                 ) from exc
         raise _error_for(response, f"{method} {path}")
+
+
+def _rail_answered(exc: BaseException) -> bool:
+    """A rail error that is an answer (rejected, conflict, not found), not an outage."""
+    return isinstance(exc, RailError) and not exc.retryable
 
 
 def _error_for(response: httpx.Response, what: str) -> RailError:

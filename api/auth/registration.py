@@ -21,6 +21,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.migration.users import activate_migrated_user
 from activities.registration import code_digest
 from api.auth import errors as auth_errors
 from api.auth import totp
@@ -271,6 +272,11 @@ class RegistrationService:
             raise auth_errors.InvalidMfaCode()
         codes = new_recovery_codes(self.s.settings.recovery_code_count)
         digests = [recovery_code_digest(self.s, c) for c in codes]
+        async with transaction(self.s.sessions) as session:
+            # A user brought over from the monolith has no registration workflow: the MFA set
+            # up at the first login completes its registration here, in one transaction.
+            if await activate_migrated_user(session, user_id, registration_id, digests):
+                return codes
         await self._update(
             registration_id,
             self._handle(registration_id).execute_update(

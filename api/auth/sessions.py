@@ -8,18 +8,25 @@ import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.auth import errors as auth_errors
 from api.auth import totp
+from api.auth.devices import note_device, record_session
 from api.auth.registration import RegistrationService, normalize_email, recovery_code_digest
 from api.auth.tokens import TokenClaims
-from api.auth.user_status import REVOKED_FAMILY_KEY, deny_ttl_seconds
+from api.auth.user_status import (
+    REVOCATIONS_CHANNEL,
+    REVOKED_FAMILY_KEY,
+    deny_ttl_seconds,
+    revocation_message,
+)
 from api.services import Services
+from api.staff import staff_roles
 from core import errors
-from core.crypto import verify_password
+from core.crypto import hash_password, is_legacy_password_hash, verify_password
 from core.db import transaction
 from models.audit import record_audit
 from models.base import utcnow
@@ -32,6 +39,7 @@ from models.identity.tables import (
     User,
     UserStatus,
 )
+from models.security.tables import LoginSession
 
 # A challenge token opens one session: its jti is consumed (SET NX, for its remaining lifetime).
 USED_CHALLENGE_KEY = "auth:used-challenge:{}"
@@ -49,7 +57,7 @@ class SessionService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def login(self, body: LoginBody, client: str) -> TokenPair:
+    async def login(self, body: LoginBody, client: str, user_agent: str = "") -> TokenPair:
         """Password, then a TOTP or recovery code; a missing code answers an MFA challenge.
 
         While the client address is locked out, a password alone is refused (429), but a
@@ -88,7 +96,7 @@ class SessionService:
         if challenge_claims is not None:
             await self._consume_challenge(challenge_claims)
         await self.s.throttle.record_success(account)
-        return await self.issue_session(user.id)
+        return await self.issue_session(user.id, device=(user_agent, client), notify_new=True)
 
     async def _first_factor(
         self, body: LoginBody, client: str, client_lock: auth_errors.TooManyAttempts | None
@@ -121,11 +129,29 @@ class SessionService:
                     session, "login.failed", client=client, actor_user_id=user.id if user else None
                 )
             raise client_lock or auth_errors.InvalidCredentials()
+        if is_legacy_password_hash(user.password_hash):
+            await self._rehash(user, body.password, client)
         if user.status == UserStatus.PENDING:
             if client_lock is not None:
                 raise client_lock  # what remains to do tells that the password was right
             await self._explain_pending(user)
         return user, None
+
+    async def _rehash(self, user: User, password: str, client: str) -> None:
+        """A migrated user's first right password: replace the legacy bcrypt hash by argon2id
+        (only if it is still that hash: of two concurrent logins, one rehashes)."""
+        new_hash = await asyncio.to_thread(hash_password, password)
+        async with transaction(self.s.sessions) as session:
+            changed = await session.execute(
+                update(User)
+                .where(col(User.id) == user.id, col(User.password_hash) == user.password_hash)
+                .values(password_hash=new_hash, updated_at=utcnow())
+            )
+            if changed.rowcount:  # type: ignore[attr-defined]
+                await record_audit(
+                    session, "password.rehashed", actor_user_id=user.id, client=client
+                )
+        user.password_hash = new_hash
 
     async def _consume_challenge(self, claims: TokenClaims) -> None:
         """Mark a challenge token used, atomically: of two logins with it, one gets a session.
@@ -167,20 +193,35 @@ class SessionService:
         )
         return bool(used.rowcount)  # type: ignore[attr-defined]
 
-    async def issue_session(self, user_id: uuid.UUID, family: uuid.UUID | None = None) -> TokenPair:
-        """A new access token and refresh token (in a new or the given rotation family)."""
+    async def issue_session(
+        self,
+        user_id: uuid.UUID,
+        family: uuid.UUID | None = None,
+        *,
+        device: tuple[str, str] | None = None,
+        notify_new: bool = False,
+    ) -> TokenPair:
+        """A new access token and refresh token (in a new or the given rotation family); a
+        `device` (user agent, client) is remembered, and when `notify_new` a device not seen
+        before raises a security notice in the same transaction."""
         family = family or uuid.uuid4()
         async with transaction(self.s.sessions) as session:
             pair = await self._issue_in(session, user_id, family)
+            if device is not None:
+                agent, client = device
+                await note_device(session, self.s.crypto, user_id, agent, client, notify=notify_new)
+                await record_session(session, user_id, family, agent, client)
         return pair
 
     async def _issue_in(
         self, session: AsyncSession, user_id: uuid.UUID, family: uuid.UUID
     ) -> TokenPair:
         st = self.s.settings
-        access, _ = self.s.tokens.issue(
-            user_id, "access", st.access_token_ttl_seconds, sid=str(family)
-        )
+        # Staff roles ride in the access token (the staff routes re-check them in PostgreSQL).
+        roles = await staff_roles(session, user_id)
+        # Staff tokens open the staff routes: they live shorter (a stolen one is worth less).
+        ttl = st.staff_access_token_ttl_seconds if roles else st.access_token_ttl_seconds
+        access, _ = self.s.tokens.issue(user_id, "access", ttl, sid=str(family), roles=roles)
         refresh, jti = self.s.tokens.issue(
             user_id, "refresh", st.refresh_token_ttl_seconds, sid=str(family)
         )
@@ -193,9 +234,12 @@ class SessionService:
                 expires_at=utcnow() + timedelta(seconds=st.refresh_token_ttl_seconds),
             )
         )
-        return TokenPair(
-            access_token=access, refresh_token=refresh, expires_in=st.access_token_ttl_seconds
+        await session.execute(
+            update(LoginSession)
+            .where(col(LoginSession.family_id) == family)
+            .values(last_used_at=utcnow())
         )
+        return TokenPair(access_token=access, refresh_token=refresh, expires_in=ttl)
 
     async def refresh(self, token: str, client: str) -> TokenPair:
         """Rotate a refresh token; presenting a used one revokes its whole family."""
@@ -236,6 +280,32 @@ class SessionService:
             await record_audit(session, "logout", actor_user_id=claims.subject, client=client)
         await self._deny_family(family)
 
+    async def revoke_session(self, user_id: uuid.UUID, family: uuid.UUID, client: str) -> bool:
+        """End one of the user's sessions (from another device); False when it is not theirs
+        or already ended."""
+        async with transaction(self.s.sessions) as session:
+            owned = await session.scalar(
+                select(func.count())
+                .select_from(RefreshToken)
+                .where(
+                    col(RefreshToken.family_id) == family,
+                    col(RefreshToken.user_id) == user_id,
+                    col(RefreshToken.revoked_at).is_(None),
+                )
+            )
+            if not owned:
+                return False
+            await self._revoke_family(session, family)
+            await record_audit(
+                session,
+                "session.revoked",
+                actor_user_id=user_id,
+                subject=str(family),
+                client=client,
+            )
+        await self._deny_family(family)
+        return True
+
     async def _revoke_family(self, session: AsyncSession, family: uuid.UUID) -> None:
         await session.execute(
             update(RefreshToken)
@@ -246,7 +316,11 @@ class SessionService:
     async def _deny_family(self, family: uuid.UUID) -> None:
         """Access tokens of a revoked family stop working at once (they are short-lived)."""
         ttl = deny_ttl_seconds(self.s.settings)
-        await self.s.redis.set(REVOKED_FAMILY_KEY.format(family), "1", ex=ttl)
+        async with self.s.redis.pipeline(transaction=False) as pipe:
+            pipe.set(REVOKED_FAMILY_KEY.format(family), "1", ex=ttl)
+            # Open WebSockets of the session close at once, in every API process.
+            pipe.publish(REVOCATIONS_CHANNEL, revocation_message(session=family))
+            await pipe.execute()
 
     def _account_key(self, email: str) -> str:
         return "email:" + self.s.crypto.digest("throttle", email)[:32]

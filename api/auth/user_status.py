@@ -8,6 +8,7 @@ live access tokens in Redis for as long as one can still be valid.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from redis.asyncio import Redis
@@ -23,6 +24,17 @@ from models.identity.tables import RefreshToken, User, UserStatus
 
 REVOKED_FAMILY_KEY = "auth:revoked-family:{}"
 BLOCKED_USER_KEY = "auth:blocked-user:{}"
+# Pub/sub: every API process closes the WebSockets of a revoked session or disabled user at
+# once (`api.ws`); the Redis keys above stay the source of truth (a missed message is caught
+# by the sockets' periodic re-check).
+REVOCATIONS_CHANNEL = "auth:revocations"
+
+
+def revocation_message(*, session: uuid.UUID | None = None, user: uuid.UUID | None = None) -> str:
+    """The pub/sub message naming a revoked session (refresh family) or a disabled user."""
+    return json.dumps(
+        {"sid": str(session) if session else None, "user": str(user) if user else None}
+    )
 
 
 def deny_ttl_seconds(settings: Settings) -> int:
@@ -76,6 +88,7 @@ async def set_user_status(
             pipe.set(key, "1", ex=ttl)
             for family in families:
                 pipe.set(REVOKED_FAMILY_KEY.format(family), "1", ex=ttl)
+            pipe.publish(REVOCATIONS_CHANNEL, revocation_message(user=user_id))
             await pipe.execute()
     else:
         await redis.delete(key)

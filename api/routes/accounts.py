@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import bindparam, func, select
 from sqlmodel import col
 from temporalio.common import (
@@ -16,9 +16,11 @@ from temporalio.common import (
 )
 
 from activities.ledger import open_account
+from api import read_views
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.fast_reads import ReadQuery, rows_as
+from api.fast_reads import ReadQuery, as_text
 from api.idempotency import IdempotencyKey, key_digest
+from api.openapi_problems import problems
 from api.ownership import owned_account
 from core import errors
 from core.db import transaction
@@ -74,7 +76,19 @@ def view_of(account: LedgerAccount) -> AccountPublic:
 
 
 _CUSTOMER_ACCOUNTS = (
-    select(LedgerAccount)
+    select(  # the columns of `read_views.account`, ids as text
+        as_text(col(LedgerAccount.id)),
+        col(LedgerAccount.number),
+        col(LedgerAccount.name),
+        col(LedgerAccount.type),
+        col(LedgerAccount.currency),
+        col(LedgerAccount.status),
+        col(LedgerAccount.posted),
+        col(LedgerAccount.held),
+        col(LedgerAccount.updated_at),
+        col(LedgerAccount.opened_at),
+        col(LedgerAccount.closed_at),
+    )
     .where(
         col(LedgerAccount.owner_user_id) == bindparam("owner"),
         col(LedgerAccount.kind) == AccountKind.CUSTOMER,
@@ -85,19 +99,19 @@ LIST_ALL = ReadQuery(_CUSTOMER_ACCOUNTS)
 LIST_OPEN = ReadQuery(_CUSTOMER_ACCOUNTS.where(col(LedgerAccount.status) == AccountStatus.OPEN))
 
 
-@router.get("")
+@router.get("", response_model=AccountList)
 async def list_accounts(
     user: CurrentUser,
     services: ServicesDep,
     include_closed: Annotated[bool, Query()] = False,
-) -> AccountList:
+) -> Response:
     """The caller's accounts with balances (open ones unless `include_closed`)."""
     query = LIST_ALL if include_closed else LIST_OPEN
     rows = await query.fetch(services.read_pool, owner=user.id)
-    return AccountList(items=[view_of(a) for a in rows_as(LedgerAccount, rows)])
+    return read_views.json_response({"items": [read_views.account(r) for r in rows]})
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 async def open_new_account(
     body: AccountCreate,
     user: CurrentUser,
@@ -150,7 +164,7 @@ async def get_account(
         return view_of(await owned_account(session, user.id, account_id))
 
 
-@router.put("/{account_id}")
+@router.put("/{account_id}", responses=problems(409))
 async def rename_account(
     account_id: uuid.UUID,
     body: AccountUpdate,
@@ -181,7 +195,7 @@ async def get_balance(account_id: uuid.UUID, user: CurrentUser, services: Servic
         return balance_of(await owned_account(session, user.id, account_id))
 
 
-@router.delete("/{account_id}")
+@router.delete("/{account_id}", responses=problems(409))
 async def close_account(
     account_id: uuid.UUID,
     user: CurrentUser,

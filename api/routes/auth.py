@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
+from sqlalchemy import bindparam, select
+from sqlmodel import col
 
+from api import read_views
+from api.auth import errors as auth_errors
 from api.auth.registration import RegistrationService
 from api.auth.sessions import SessionService
 from api.deps import AccessClaims, ClientDep, CurrentUserRow, RegistrationClaims, ServicesDep
+from api.fast_reads import ReadQuery, as_text
+from api.openapi_problems import problems
 from core.db import transaction
 from models.audit import record_audit
 from models.base import utcnow
@@ -28,16 +35,26 @@ from models.identity.schemas import (
     TotpCodeBody,
     VerifyEmailBody,
 )
-from models.identity.tables import Registration, RegistrationStatus, User
+from models.identity.tables import Registration, RegistrationStatus, User, UserStatus
+from models.text import scrub
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+async def _user_agent(request: Request) -> str:
+    """The User-Agent, only recorded (as a device digest and a label), so scrubbed rather than
+    refused (decision 33); read from the request, not declared as a text parameter."""
+    return scrub(request.headers.get("user-agent", ""), 1000)
+
+
+UserAgent = Annotated[str, Depends(_user_agent)]
 
 
 def _status_url(registration_id: uuid.UUID) -> str:
     return f"/api/auth/registrations/{registration_id}"
 
 
-@router.post("/register", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/register", status_code=status.HTTP_202_ACCEPTED, responses=problems(400))
 async def register(
     body: RegistrationCreate, services: ServicesDep, client: ClientDep
 ) -> RegistrationAccepted:
@@ -70,7 +87,9 @@ async def registration_status(
     return _view(await RegistrationService(services).state(registration_id))
 
 
-@router.post("/registrations/{registration_id}/verify-email")
+@router.post(
+    "/registrations/{registration_id}/verify-email", responses=problems(400, 409, 410, 429)
+)
 async def verify_email(
     registration_id: uuid.UUID, body: VerifyEmailBody, services: ServicesDep
 ) -> EmailVerified:
@@ -87,13 +106,17 @@ async def verify_email(
     )
 
 
-@router.post("/registrations/{registration_id}/resend-code", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/registrations/{registration_id}/resend-code",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(409, 410, 429),
+)
 async def resend_code(registration_id: uuid.UUID, services: ServicesDep) -> RegistrationPublic:
     """Email a new code (after a cooldown); earlier codes stop working."""
     return _view(await RegistrationService(services).resend_code(registration_id))
 
 
-@router.post("/mfa/setup")
+@router.post("/mfa/setup", responses=problems(409))
 async def mfa_setup(
     claims: RegistrationClaims, services: ServicesDep, client: ClientDep
 ) -> MfaSetup:
@@ -102,26 +125,33 @@ async def mfa_setup(
     return MfaSetup(secret=secret, otpauth_uri=uri)
 
 
-@router.post("/mfa/verify")
+@router.post("/mfa/verify", responses=problems(409, 429))
 async def mfa_verify(
-    body: TotpCodeBody, claims: RegistrationClaims, services: ServicesDep, client: ClientDep
+    body: TotpCodeBody,
+    claims: RegistrationClaims,
+    services: ServicesDep,
+    client: ClientDep,
+    user_agent: UserAgent,
 ) -> MfaActivated:
     """Verify the first TOTP code: activates the user and returns recovery codes and tokens."""
     registration_id = uuid.UUID(str(claims.extra["rid"]))
     codes = await RegistrationService(services).verify_mfa(
         claims.subject, registration_id, body.code, client
     )
-    pair = await SessionService(services).issue_session(claims.subject)
+    # The registering device is the user's first known device (no notice for it).
+    pair = await SessionService(services).issue_session(claims.subject, device=(user_agent, client))
     return MfaActivated(recovery_codes=codes, **pair.model_dump())
 
 
-@router.post("/login")
-async def login(body: LoginBody, services: ServicesDep, client: ClientDep) -> TokenPair:
+@router.post("/login", responses=problems(400, 401, 403, 429))
+async def login(
+    body: LoginBody, services: ServicesDep, client: ClientDep, user_agent: UserAgent
+) -> TokenPair:
     """Log in with password and a TOTP or recovery code (401 mfa-required asks for the code)."""
-    return await SessionService(services).login(body, client)
+    return await SessionService(services).login(body, client, user_agent)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=problems(401, 429))
 async def refresh(body: RefreshBody, services: ServicesDep, client: ClientDep) -> TokenPair:
     """Exchange a refresh token for a new pair; reuse of an old one revokes the session."""
     return await SessionService(services).refresh(body.refresh_token, client)
@@ -138,10 +168,27 @@ def _profile(user: User) -> ProfilePublic:
     return ProfilePublic.model_validate(user, from_attributes=True)
 
 
-@router.get("/profile")
-async def get_profile(user: CurrentUserRow) -> ProfilePublic:
+_PROFILE = ReadQuery(
+    select(
+        as_text(col(User.id)),
+        col(User.email),
+        col(User.first_name),
+        col(User.last_name),
+        col(User.status),
+        col(User.mfa_enabled),
+        col(User.created_at),
+    ).where(col(User.id) == bindparam("user_id"))
+)
+
+
+@router.get("/profile", response_model=ProfilePublic)
+async def get_profile(claims: AccessClaims, services: ServicesDep) -> Response:
     """The caller's profile."""
-    return _profile(user)
+    rows = await _PROFILE.fetch(services.read_pool, user_id=claims.subject)
+    # The row's status is checked again, as `CurrentUserRow` does for the other profile routes.
+    if not rows or rows[0]["status"] != UserStatus.ACTIVE:
+        raise auth_errors.InvalidToken("account is not active")
+    return read_views.json_response(read_views.profile(rows[0]))
 
 
 @router.patch("/profile")

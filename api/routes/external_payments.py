@@ -22,11 +22,13 @@ from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger.errors import AccountClosed, CurrencyMismatch
+from activities.security.freezes import ensure_not_frozen
 from api.auth import errors as auth_errors
 from api.auth.totp import consume_totp, user_key
 from api.deps import ClientDep, CurrentUser, CurrentUserRow, ServicesDep
 from api.idempotency import IdempotencyKey, key_digest, request_hash
 from api.money import currency_code, minor_units
+from api.openapi_problems import problems
 from api.ownership import owned_account, owned_payment, owned_payment_method
 from api.payments.errors import NotAwaitingApproval, NotRetryable, UnsupportedPaymentMethod
 from api.payments.flow import claim_payment, ensure_available, payment_public, update_refusal
@@ -64,7 +66,14 @@ def _check_payment(
     ensure_available(source, amount)
 
 
-@router.post("/external", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/external",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        status.HTTP_200_OK: {"model": PaymentPublic, "description": "a retry: the same payment"},
+        **problems(409),
+    },
+)
 async def create_external_payment(
     body: ExternalPaymentCreate,
     user: CurrentUser,
@@ -89,6 +98,7 @@ async def create_external_payment(
     async def prepare(session: AsyncSession) -> Callable[[uuid.UUID], Payment]:
         """Check the source account and the beneficiary, and build the row."""
         source = await owned_account(session, user.id, body.from_account_id)
+        await ensure_not_frozen(session, source.id)
         method = await owned_payment_method(session, user.id, body.payment_method_id)
         _check_payment(source, method, body, amount)
         return lambda payment_id: Payment(
@@ -156,7 +166,7 @@ async def _external_handle(
     return payment, handle, state
 
 
-@router.post("/{payment_id}/approve")
+@router.post("/{payment_id}/approve", responses=problems(409, 429))
 async def approve_payment(
     payment_id: uuid.UUID,
     body: ApproveBody,
@@ -165,9 +175,13 @@ async def approve_payment(
     client: ClientDep,
 ) -> PaymentPublic:
     """Approve a payment held for review with a TOTP code (checked here, never sent on)."""
-    _, handle, state = await _external_handle(services, user.id, payment_id, NotAwaitingApproval)
+    payment, handle, state = await _external_handle(
+        services, user.id, payment_id, NotAwaitingApproval
+    )
     if state.status != PaymentStatus.PENDING_APPROVAL:
         raise NotAwaitingApproval(f"payment is {state.status.value}")
+    async with services.reads() as session:  # frozen: not even a code is taken
+        await ensure_not_frozen(session, payment.from_account_id)
     account = user_key(user.id)
     await services.throttle.ensure_allowed(account, None)  # a logged-in customer: per account
     async with transaction(services.sessions) as session:
@@ -196,14 +210,16 @@ async def approve_payment(
     return payment_public(await owned_payment(services, user.id, payment_id))
 
 
-@router.post("/{payment_id}/retry", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{payment_id}/retry", status_code=status.HTTP_202_ACCEPTED, responses=problems(409))
 async def retry_payment(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
 ) -> PaymentPublic:
     """Submit again a payment waiting in `requires_action` (sends the `ops_retry` signal)."""
-    _, handle, state = await _external_handle(services, user.id, payment_id, NotRetryable)
+    payment, handle, state = await _external_handle(services, user.id, payment_id, NotRetryable)
     if state.status != PaymentStatus.REQUIRES_ACTION:
         raise NotRetryable(f"payment is {state.status.value}, not requires_action")
+    async with services.reads() as session:  # a retry would submit: not from a frozen account
+        await ensure_not_frozen(session, payment.from_account_id)
     try:
         await handle.signal("ops_retry")
     except RPCError as exc:

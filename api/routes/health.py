@@ -1,16 +1,23 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness, the staff view of every dependency, and Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 
+from activities.events.relay import outbox_backlog
 from api.deps import ServicesDep
+from api.health.gauges import read_payment_gauges
+from api.health.probes import HealthCache, cached_health
+from api.staff import StaffCaller, require_roles
+from models.health.schemas import ServiceHealth
+from models.staff.tables import StaffRole
 
 router = APIRouter(tags=["ops"])
 
@@ -21,7 +28,15 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    responses={
+        503: {
+            "description": "not ready: `down` names the dependencies that do not answer",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def ready(services: ServicesDep) -> JSONResponse:
     """Readiness: PostgreSQL, Redis and Temporal all answer within two seconds; a 503 with
     `Retry-After` lists the ones that do not (`down`)."""
@@ -52,7 +67,36 @@ async def ready(services: ServicesDep) -> JSONResponse:
     )
 
 
+@router.get("/health/dependencies")
+async def dependencies(
+    request: Request,
+    staff: Annotated[StaffCaller, Depends(require_roles(StaffRole.OPS, StaffRole.ADMIN))],
+    services: ServicesDep,
+) -> ServiceHealth:
+    """Every dependency's status, response time and last check (PostgreSQL, Redis, Temporal,
+    rail, LLM, SMTP) and this process's circuit breakers; staff only. Probes run concurrently,
+    each within `health_check_timeout_seconds`; answers are cached `health_cache_seconds`."""
+    cache = getattr(request.app.state, "health_cache", None)
+    if cache is None:
+        cache = request.app.state.health_cache = HealthCache()
+    return await cached_health(services, cache)
+
+
+# Read from the database at scrape time, so they tell the truth whichever process relays, and
+# most of all when no relay runs at all.
+OUTBOX_BACKLOG = Gauge("vortex_outbox_backlog", "Outbox events not yet published to Redis")
+RELAY_LAG = Gauge("vortex_relay_lag_seconds", "Age of the oldest unpublished outbox event")
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus metrics."""
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics (with the relay's backlog and lag, read from the outbox)."""
+    try:
+        backlog, lag = await asyncio.wait_for(outbox_backlog(services.read_pool), timeout=2)
+    except Exception:  # an unreachable database must not fail the scrape
+        backlog, lag = -1, -1.0
+    OUTBOX_BACKLOG.set(backlog)
+    RELAY_LAG.set(lag)
+    with contextlib.suppress(Exception):  # likewise: the gauge keeps its last value
+        await asyncio.wait_for(read_payment_gauges(services.read_pool), timeout=2)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

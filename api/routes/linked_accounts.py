@@ -3,7 +3,6 @@ read links (live from the workflow while it runs), and confirm the two amounts (
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -13,16 +12,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger.errors import AccountClosed, InvalidAmount
+from activities.link_starts import start_link_workflow
 from activities.linking import MAX_DEPOSIT_MINOR, amounts_digest
 from api.deps import ClientDep, CurrentUser, ServicesDep
 from api.linking.errors import (
@@ -33,6 +27,7 @@ from api.linking.errors import (
     TooManyPendingLinks,
     WrongAmounts,
 )
+from api.openapi_problems import problems
 from api.ownership import owned_account, owned_link
 from api.payments.errors import InvalidHolderName, valid_iban
 from api.services import Services
@@ -41,7 +36,7 @@ from core.errors import AppError
 from models.audit import record_audit
 from models.base import utcnow
 from models.ledger.tables import AccountStatus
-from models.linking.payloads import ConfirmLinkInput, LinkAccountInput, LinkState
+from models.linking.payloads import ConfirmLinkInput, LinkState
 from models.linking.schemas import (
     ConfirmLinkBody,
     LinkAccepted,
@@ -51,14 +46,13 @@ from models.linking.schemas import (
 )
 from models.linking.tables import LinkedAccount, LinkStatus
 from models.money import AmountError, CurrencyError, format_amount, parse_amount
-from temporal import search_attributes
+from temporal.handles import handle_for
 from temporal.ids import link_account_workflow_id
 from workflows.link_account import LinkAccountWorkflow
 
 router = APIRouter(prefix="/api/accounts", tags=["linked accounts"])
 MAX_PENDING_LINKS_PER_USER = 5  # each verification costs the bank two micro-deposits
 MAX_LINKS_LISTED = 100
-SECONDS_PER_DAY = 24 * 3600
 LinkId = Annotated[uuid.UUID, Path()]
 _TERMINAL = frozenset({LinkStatus.LINKED, LinkStatus.FAILED, LinkStatus.EXPIRED})
 
@@ -98,37 +92,17 @@ def _status_url(link: LinkedAccount) -> str:
     return f"/api/accounts/{link.account_id}/links/{link.id}"
 
 
-async def start_link_workflow(services: Services, link: LinkedAccount, currency: str) -> None:
-    """Start (or attach to) the link's workflow; safe to call again for a retried request."""
-    st = services.settings
-    with contextlib.suppress(WorkflowAlreadyStartedError):  # already ran: its row tells the rest
-        await services.temporal.start_workflow(
-            LinkAccountWorkflow.run,
-            LinkAccountInput(
-                linked_account_id=link.id,
-                user_id=link.user_id,
-                activity_timeout_seconds=services.settings.db_activity_timeout_seconds,
-                account_id=link.account_id,
-                currency=currency,
-                external_task_queue=st.external_task_queue,
-                confirmation_seconds=st.link_confirmation_days * SECONDS_PER_DAY,
-                max_attempts=st.link_confirmation_max_attempts,
-            ),
-            id=link.workflow_id,
-            task_queue=st.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.USER_ID, str(link.user_id)),
-                    SearchAttributePair(search_attributes.STATUS, LinkStatus(link.status).value),
-                ]
-            ),
-            static_summary="Link an external account: two micro-deposits, customer confirms",
-        )
-
-
-@router.post("/{account_id}/link", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{account_id}/link",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        status.HTTP_200_OK: {
+            "model": LinkAccepted,
+            "description": "the same IBAN again: the pending link",
+        },
+        **problems(409, 429),
+    },
+)
 async def link_external_account(
     account_id: uuid.UUID,
     body: LinkedAccountCreate,
@@ -202,12 +176,10 @@ async def link_external_account(
         currency = account.currency
     if existing is not None:
         response.status_code = status.HTTP_200_OK  # a retry: the pending link, not a second one
-    try:
-        await start_link_workflow(services, link, currency)
-    except Exception:
-        if existing is None:
-            await _discard(services, link.id)
-        raise
+    # The row stays if the start fails (a 503 while Temporal is down): a retry with the same
+    # IBAN answers this link and starts it, and the `reconcile-rows` schedule starts it for a
+    # client that gave up (docs: decisions, stranded links and registrations).
+    await start_link_workflow(services.temporal, services.settings, link, currency)
     return LinkAccepted(linked_account_id=link.id, status=link.status, status_url=_status_url(link))
 
 
@@ -224,14 +196,6 @@ async def _check_link_budget(session: AsyncSession, user_id: uuid.UUID, allowed:
         raise TooManyLinkAttempts(
             f"at most {allowed} account links can be started in 30 days", retry_after=86400
         )
-
-
-async def _discard(services: Services, link_id: uuid.UUID) -> None:
-    """Remove a link whose workflow could not be started (nothing was sent)."""
-    async with transaction(services.sessions) as session:
-        link = await session.get(LinkedAccount, link_id)
-        if link is not None:
-            await session.delete(link)
 
 
 @router.get("/{account_id}/links")
@@ -264,15 +228,15 @@ async def get_link(
     if LinkStatus(link.status) in _TERMINAL:
         return link_view(link)
     try:
-        state = await services.temporal.get_workflow_handle_for(
-            LinkAccountWorkflow.run, link.workflow_id
+        state = await handle_for(
+            services.temporal, LinkAccountWorkflow.run, link.workflow_id
         ).query(LinkAccountWorkflow.status)
     except RPCError:
         return link_view(await owned_link(services, user.id, account_id, link_id))
     return link_view(link, state)
 
 
-@router.post("/{account_id}/links/{link_id}/confirm")
+@router.post("/{account_id}/links/{link_id}/confirm", responses=problems(400, 409, 410))
 async def confirm_link(
     account_id: uuid.UUID,
     link_id: LinkId,
@@ -289,7 +253,7 @@ async def confirm_link(
         raise InvalidLinkState(f"the link is {link.status}", link_status=link.status)
     minors = [_deposit_amount(a, account.currency) for a in body.amounts]
     digest = amounts_digest(services.crypto, link.id, minors)
-    handle = services.temporal.get_workflow_handle_for(LinkAccountWorkflow.run, link.workflow_id)
+    handle = handle_for(services.temporal, LinkAccountWorkflow.run, link.workflow_id)
     try:
         state = await handle.execute_update(
             LinkAccountWorkflow.confirm, ConfirmLinkInput(amounts_digest=digest)

@@ -14,6 +14,7 @@ from activities.memos import Memo, add_memo, delete_memo, same_request
 from api.deps import ClientDep, CurrentUser, ServicesDep
 from api.idempotency import IdempotencyKey, key_digest
 from api.money import entry_money, not_in_future
+from api.openapi_problems import problems
 from api.ownership import owned_account, owned_transaction
 from core import errors
 from core.db import transaction
@@ -34,7 +35,10 @@ router = APIRouter(prefix="/api/transactions", tags=["transactions"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "replay: this Idempotency-Key already added this entry"}},
+    responses={
+        200: {"description": "replay: this Idempotency-Key already added this entry"},
+        **problems(409),
+    },
 )
 async def add_manual_entry(
     body: ManualEntryCreate,
@@ -90,7 +94,7 @@ async def add_manual_entry(
     return TransactionPublic.of(row)
 
 
-@router.delete("/{transaction_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{transaction_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(409))
 async def delete_manual_entry(
     transaction_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
 ) -> Response:

@@ -23,12 +23,15 @@ from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger.errors import AccountClosed, CurrencyMismatch
+from activities.security.freezes import ensure_not_frozen
+from api import read_views
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.fast_reads import ReadQuery, rows_as
+from api.fast_reads import ReadQuery, as_text
 from api.idempotency import IdempotencyKey, key_digest, request_hash
 from api.money import currency_code, minor_units
+from api.openapi_problems import problems
 from api.ownership import owned_account, owned_payment
-from api.pagination import CursorParam, decode_cursor, encode_cursor, position
+from api.pagination import CursorParam, decode_cursor, position
 from api.payments.errors import InvalidExecuteAt, NotCancellable, SameAccount
 from api.payments.flow import claim_payment, ensure_available, payment_public, update_refusal
 from api.payments.recovery import cancel_ended, settle_ended, start_or_settle
@@ -95,6 +98,7 @@ def _check_transfer(
     responses={
         status.HTTP_201_CREATED: {"model": PaymentPublic, "description": "done within the wait"},
         status.HTTP_200_OK: {"model": PaymentPublic, "description": "a retry: the same payment"},
+        **problems(409),
     },
 )
 async def create_transfer(
@@ -113,6 +117,7 @@ async def create_transfer(
     async def prepare(session: AsyncSession) -> Callable[[uuid.UUID], Payment]:
         """Check the accounts (one read session with the key lookup) and build the row."""
         source, dest = await _accounts(session, user.id, body)
+        await ensure_not_frozen(session, source.id)
         _check_transfer(source, dest, body, amount)
         return lambda payment_id: Payment(
             id=payment_id,
@@ -187,14 +192,31 @@ def _completed(payment: Payment, outcome: PaymentState | None) -> Payment | None
 
 
 _NEWEST_FIRST = (col(Payment.created_at).desc(), col(Payment.id).desc())
+# The columns of `read_views.payment`, ids as text.
+_VIEW = (
+    as_text(col(Payment.id)),
+    col(Payment.kind),
+    col(Payment.status),
+    col(Payment.amount),
+    col(Payment.currency),
+    as_text(col(Payment.from_account_id)),
+    as_text(col(Payment.to_account_id)),
+    as_text(col(Payment.payment_method_id)),
+    col(Payment.description),
+    col(Payment.execute_at),
+    col(Payment.failure_reason),
+    col(Payment.created_at),
+    col(Payment.updated_at),
+    col(Payment.completed_at),
+)
 FIRST_PAGE = ReadQuery(
-    select(Payment)
+    select(*_VIEW)
     .where(col(Payment.user_id) == bindparam("user_id"))
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
 )
 NEXT_PAGE = ReadQuery(
-    select(Payment)
+    select(*_VIEW)
     .where(
         col(Payment.user_id) == bindparam("user_id"),
         tuple_(col(Payment.created_at), col(Payment.id))
@@ -205,13 +227,13 @@ NEXT_PAGE = ReadQuery(
 )
 
 
-@router.get("")
+@router.get("", response_model=PaymentPage)
 async def list_payments(
     user: CurrentUser,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
     cursor: CursorParam = None,
-) -> PaymentPage:
+) -> Response:
     """The caller's payments, newest first, with keyset pagination."""
     if cursor is None:
         records = await FIRST_PAGE.fetch(services.read_pool, user_id=user.id, limit=limit + 1)
@@ -220,12 +242,7 @@ async def list_payments(
         records = await NEXT_PAGE.fetch(
             services.read_pool, user_id=user.id, at=created_at, after=payment_id, limit=limit + 1
         )
-    rows = rows_as(Payment, records)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more and page:
-        next_cursor = encode_cursor("p", page[-1].created_at.isoformat(), str(page[-1].id))
-    return PaymentPage(items=[payment_public(p) for p in page], next_cursor=next_cursor)
+    return read_views.json_response(read_views.payment_page(records, limit))
 
 
 @router.get("/{payment_id}")
@@ -268,7 +285,7 @@ async def payment_status(
     )
 
 
-@router.post("/{payment_id}/cancel")
+@router.post("/{payment_id}/cancel", responses=problems(409))
 async def cancel_payment(
     payment_id: uuid.UUID, user: CurrentUser, services: ServicesDep, client: ClientDep
 ) -> PaymentPublic:

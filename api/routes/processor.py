@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field, TypeAdapter, ValidationError
 
 from api.deps import ClientDep, ServicesDep
+from api.openapi_problems import problems
 from api.transactions.authorizations import authorize, settle
 from api.transactions.feed import (
     InvalidProcessorSignature,
@@ -68,6 +69,7 @@ def _parse(
     responses={
         202: {"description": "received; the booking is still running (outcome `pending`)"},
         401: {"description": "missing, invalid or stale signature"},
+        **problems(400, 413, 422),
     },
 )
 async def processor_event(

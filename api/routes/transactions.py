@@ -10,14 +10,16 @@ import hashlib
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import ColumnElement, Float, bindparam, cast, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlmodel import col
 
+from activities.ai.categorizer import remember_correction
 from activities.ledger import recategorize_transaction
+from api import read_views
 from api.deps import ClientDep, CurrentUser, ServicesDep
-from api.fast_reads import ReadQuery, rows_as
+from api.fast_reads import ReadQuery, as_text
 from api.money import category as category_of
 from api.ownership import owned_account, owned_transaction
 from api.pagination import CursorParam, InvalidCursor, decode_cursor, encode_cursor, position
@@ -69,25 +71,40 @@ def _query_digest(q: str) -> str:
 
 NO_FILTERS = ListParams(None, None, None, None, None, None, None, None, None)
 FIRST_PAGE = ReadQuery(
-    select(Transaction)
+    select(  # the columns of `read_views.transaction`, ids as text
+        as_text(col(Transaction.id)),
+        as_text(col(Transaction.account_id)),
+        col(Transaction.amount),
+        col(Transaction.currency),
+        col(Transaction.direction),
+        col(Transaction.status),
+        col(Transaction.kind),
+        col(Transaction.counterparty),
+        col(Transaction.description),
+        col(Transaction.merchant),
+        col(Transaction.category),
+        col(Transaction.external_id),
+        col(Transaction.occurred_at),
+        col(Transaction.created_at),
+    )
     .where(col(Transaction.user_id) == bindparam("user_id"))
     .order_by(col(Transaction.occurred_at).desc(), col(Transaction.id).desc())
     .limit(bindparam("limit"))
 )
 
 
-@router.get("")
+@router.get("", response_model=TransactionPage)
 async def list_transactions(
     user: CurrentUser,
     services: ServicesDep,
     params: ListParamsDep,
     cursor: CursorParam = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
-) -> TransactionPage:
+) -> TransactionPage | Response:
     """The caller's transactions, newest first (occurred_at, id), one keyset page at a time."""
     if cursor is None and params == NO_FILTERS:  # the dashboard's first page: the hot query
         records = await FIRST_PAGE.fetch(services.read_pool, user_id=user.id, limit=limit + 1)
-        return _page(rows_as(Transaction, records), limit)
+        return read_views.json_response(read_views.transaction_page(records, limit))
     async with services.reads() as session:
         conditions = await _conditions(session, user.id, params)
         if cursor:
@@ -282,6 +299,9 @@ async def categorize_transaction(
     """Set the category of one of the caller's transactions (one of the ledger's categories)."""
     category = category_of(body.category)
     async with transaction(services.sessions) as session:
+        row = await owned_transaction(session, user.id, transaction_id)
+        # The customer's correction teaches the AI categorizer (per-user merchant memory).
+        await remember_correction(session, user.id, row.merchant, row.description, category)
         view: TransactionRecord = await recategorize_transaction(
             session,
             RecategorizeInput(

@@ -38,6 +38,7 @@ from activities.ledger import (
 )
 from activities.providers.rail import RailInboundEvent, RailPaymentEvent, parse_rail_event
 from api.deps import ClientDep, ServicesDep
+from api.openapi_problems import problems
 from api.services import Services
 from core.db import transaction
 from core.errors import AppError
@@ -83,7 +84,7 @@ async def _audit(services: Services, action: str, client: str, details: dict[str
         await record_audit(session, action, subject="rail_webhook", client=client, details=details)
 
 
-@router.post("/rail")
+@router.post("/rail", responses=problems(400, 401, 413))
 async def rail_webhook(request: Request, services: ServicesDep, client: ClientDep) -> WebhookAck:
     """Receive a signed rail event once: payment outcome -> workflow signal; inbound -> credit."""
     body = await request.body()

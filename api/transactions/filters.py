@@ -73,13 +73,18 @@ def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
             start = datetime.combine(day, time.min, tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         parsed = datetime.fromisoformat(_SPACED_OFFSET_RE.sub(r"+\1", text_value))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # In UTC, as PostgreSQL compares: an instant without a UTC form overflows here, not
+        # in the driver (a 500); so does the day after 9999-12-31.
+        parsed = parsed.astimezone(UTC)
+        return parsed + timedelta(microseconds=1) if end else parsed
+    except OverflowError as exc:
+        raise InvalidFilter(f"`{name}` is out of range", parameter=name) from exc
     except ValueError as exc:
         raise InvalidFilter(
             f"`{name}` must be a date (2024-05-01) or an ISO 8601 datetime", parameter=name
         ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed + timedelta(microseconds=1) if end else parsed
 
 
 @dataclass(frozen=True)

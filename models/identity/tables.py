@@ -111,3 +111,15 @@ class EmailVerification(SQLModel, table=True):
     expires_at: datetime = timestamp()
     created_at: datetime = timestamp(server_now=True)
     sent_at: datetime | None = timestamp(nullable=True)
+
+
+class KnownDevice(SQLModel, table=True):
+    """A device a user has logged in from (keyed digest of its user agent): a login from one
+    not seen before raises a `security.login_new_device` notice."""
+
+    __tablename__ = "known_devices"
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    fingerprint: str = Field(max_length=64, primary_key=True)
+    first_seen_at: datetime = timestamp(server_now=True)
+    last_seen_at: datetime = timestamp(server_now=True)

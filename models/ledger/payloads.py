@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -354,3 +355,42 @@ class HoldExpiryResult(BaseModel):
 
     expired: int
     batches: int
+
+
+class PostEntryBatchInput(BaseModel):
+    """Many journal entries posted in one database transaction (the batch posting path).
+
+    Each entry has the single path's rules and idempotency key. With `atomic`, one rejected entry
+    refuses the whole batch (the first rejection is raised); without it, each entry gets its own
+    result and the valid ones are posted.
+    """
+
+    entries: list[PostEntryInput]
+    atomic: bool = False
+
+
+class BatchEntryStatus(StrEnum):
+    """What happened to one entry of a batch."""
+
+    POSTED = "posted"
+    REPLAYED = "replayed"  # its key was used before (or earlier in the batch): the first result
+    REJECTED = "rejected"
+
+
+class BatchEntryResult(BaseModel):
+    """One entry's outcome, in the order of the input."""
+
+    idempotency_key: str
+    status: BatchEntryStatus
+    entry: EntryResult | None = None
+    error_type: str | None = None  # a LedgerError type (UnbalancedEntry, InsufficientFunds, ...)
+    error: str | None = None
+
+
+class EntryBatchResult(BaseModel):
+    """The outcome of a batch: one result per input entry, and counts."""
+
+    results: list[BatchEntryResult]
+    posted: int = 0
+    replayed: int = 0
+    rejected: int = 0

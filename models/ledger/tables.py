@@ -49,6 +49,9 @@ class AccountKind(StrEnum):
     EXTERNAL_SETTLEMENT = "external_settlement"
     FEES = "fees"
     SUSPENSE = "suspense"
+    # The counterpart of balances brought over from the legacy monolith (opening entries);
+    # created on first use per currency, not with the others.
+    MIGRATION_EQUITY = "migration_equity"
 
 
 SYSTEM_KINDS: tuple[AccountKind, ...] = (
@@ -340,6 +343,11 @@ class OutboxEvent(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index(
+            "ix_outbox_published_at",
+            "published_at",
+            postgresql_where=text("published_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(

@@ -67,6 +67,7 @@ class RiskDecision(BaseModel):
 
     decision: str
     reason: str | None = None
+    score: int | None = None  # the risk engine's points (activities/security/risk.py)
 
 
 RailStatus = Literal["pending", "settled", "rejected", "cancelled"]

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from models.accounts.schemas import CurrencyCode
-from models.base import StrictModel
+from models.base import StrictModel, aware_utc
 from models.money import Money
 from models.payments.tables import PaymentKind, PaymentMethodKind, PaymentStatus
 from models.text import SINGLE_LINE
@@ -46,9 +46,12 @@ class TransferCreate(StrictModel):
     def _one_destination(self) -> TransferCreate:
         if (self.to_account_id is None) == (self.to_account_number is None):
             raise ValueError("give exactly one of to_account_id and to_account_number")
-        if self.execute_at is not None and self.execute_at.tzinfo is None:
-            raise ValueError("execute_at must include a timezone")
         return self
+
+    @field_validator("execute_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return aware_utc(value, "execute_at")
 
 
 class PaymentPublic(BaseModel):

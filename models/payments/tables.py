@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -19,6 +19,10 @@ class PaymentKind(StrEnum):
 
     INTERNAL_TRANSFER = "internal_transfer"
     EXTERNAL = "external"
+
+
+# The predicate of the partial index on payments still in flight (terminal statuses left out).
+OPEN_PAYMENTS_SQL = "status NOT IN ('completed', 'rejected', 'cancelled', 'failed')"
 
 
 class PaymentStatus(StrEnum):
@@ -60,6 +64,14 @@ class Payment(SQLModel, table=True):
         CheckConstraint(sql_in("status", PaymentStatus), name="ck_payments_status"),
         CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
         Index("ix_payments_user_created", "user_id", "created_at"),
+        # Payments still in flight, by status: the `vortex_payments_open` gauge (read at each
+        # scrape), ops lists by status, the reconcilers. Terminal rows (most) are not in it.
+        Index(
+            "ix_payments_open_status",
+            "status",
+            "created_at",
+            postgresql_where=text(OPEN_PAYMENTS_SQL),
+        ),
     )
 
     id: uuid.UUID = uuid_pk()

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, field_validator
 
 from models.accounts.schemas import CurrencyCode
-from models.base import StrictModel
+from models.base import StrictModel, aware_utc
 from models.ledger.payloads import TransactionRecord
 from models.ledger.tables import Direction, Transaction, TransactionStatus
 from models.money import Money
@@ -131,9 +131,7 @@ class _EntryFields(StrictModel):
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("occurred_at needs a timezone, e.g. 2024-05-01T12:00:00Z")
-        return value
+        return aware_utc(value, "occurred_at")
 
 
 class ManualEntryCreate(_EntryFields):
@@ -185,9 +183,7 @@ class CardAuthorizationEvent(_CardEventFields):
     @field_validator("expires_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("expires_at needs a timezone, e.g. 2024-05-01T12:00:00Z")
-        return value
+        return aware_utc(value, "expires_at")
 
 
 class CardClearingEvent(_CardEventFields):

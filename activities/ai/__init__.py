@@ -1,0 +1,1 @@
+"""The AI domain: LLM seam, assistant tools, categorizer, recommendations, behaviour analysis."""

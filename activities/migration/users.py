@@ -1,0 +1,147 @@
+"""Importing a legacy user: a pending user keeping the legacy bcrypt hash, with a registration
+waiting for MFA (they set it up at their first login on the new side)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activities.migration.records import quarantine, remember
+from core.crypto import is_legacy_password_hash
+from models.identity.tables import RecoveryCode
+from models.migration.tables import MigrationDomain
+
+DOMAIN = MigrationDomain.USERS
+
+
+def _email(raw: str) -> str | None:
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def _names(full_name: str) -> tuple[str, str]:
+    first, _, last = " ".join(full_name.split()).partition(" ")
+    return (first or "Customer")[:100], last[:100]
+
+
+async def _email_taken(session: AsyncSession, email: str, user_id: uuid.UUID | None) -> bool:
+    row = await session.execute(
+        text("SELECT id FROM users WHERE lower(email) = :email"), {"email": email}
+    )
+    found = row.first()
+    return found is not None and found.id != user_id
+
+
+async def _problem(session: AsyncSession, row: dict[str, Any], user_id: uuid.UUID | None) -> str:
+    email = _email(str(row["email"]))
+    if email is None:
+        return "bad_email"
+    if (
+        not is_legacy_password_hash(str(row["password_digest"]))
+        or len(row["password_digest"]) != 60
+    ):
+        return "unsupported_password_hash"
+    if await _email_taken(session, email, user_id):
+        return "duplicate_email"
+    return ""
+
+
+async def import_user(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Create the user (pending, legacy hash, awaiting MFA); False when it was quarantined."""
+    reason = await _problem(session, row, None)
+    if reason:
+        await quarantine(session, DOMAIN, int(row["id"]), reason, f"legacy user {row['id']}")
+        return False
+    email = _email(str(row["email"]))
+    first, last = _names(str(row["full_name"]))
+    user_id = uuid.uuid4()
+    await session.execute(
+        text(
+            "INSERT INTO users (id, email, first_name, last_name, password_hash, status, "
+            "mfa_enabled, created_at, updated_at) VALUES (:id, :email, :first, :last, :hash, "
+            "'pending', false, :created, now())"
+        ),
+        {
+            "id": user_id,
+            "email": email,
+            "first": first,
+            "last": last,
+            "hash": row["password_digest"],
+            "created": row["created_at"],
+        },
+    )
+    await session.execute(
+        text(
+            "INSERT INTO registrations (id, user_id, status, created_at, updated_at) "
+            "VALUES (:id, :user_id, 'awaiting_mfa', now(), now())"
+        ),
+        {"id": uuid.uuid4(), "user_id": user_id},
+    )
+    await remember(session, DOMAIN, int(row["id"]), user_id)
+    return True
+
+
+async def update_user(session: AsyncSession, user_id: uuid.UUID, row: dict[str, Any]) -> bool:
+    """Apply a legacy change to a migrated user: names and email; the password only while the
+    user still has the legacy hash (a rehash on our side is newer). False when refused."""
+    reason = await _problem(session, row, user_id)
+    if reason:
+        await quarantine(session, DOMAIN, int(row["id"]), reason, "legacy update refused")
+        return False
+    first, last = _names(str(row["full_name"]))
+    await session.execute(
+        text(
+            "UPDATE users SET email = :email, first_name = :first, last_name = :last, "
+            "password_hash = CASE WHEN password_hash LIKE '$2%' THEN :hash "
+            "ELSE password_hash END, updated_at = now() WHERE id = :id"
+        ),
+        {
+            "id": user_id,
+            "email": _email(str(row["email"])),
+            "first": first,
+            "last": last,
+            "hash": row["password_digest"],
+        },
+    )
+    return True
+
+
+async def activate_migrated_user(
+    session: AsyncSession, user_id: uuid.UUID, registration_id: uuid.UUID, digests: list[str]
+) -> bool:
+    """Complete a migrated user's registration once their first TOTP code is right: active,
+    MFA on, recovery codes stored (no default account: their accounts come from the monolith).
+    False for a user who did not come from the monolith (their registration workflow does it)."""
+    migrated = await session.scalar(
+        text("SELECT 1 FROM migration_identities WHERE domain = 'users' AND new_id = :id"),
+        {"id": user_id},
+    )
+    if not migrated:
+        return False
+    await session.execute(
+        text(
+            "UPDATE registrations SET status = 'completed', completed_at = now(), "
+            "updated_at = now() WHERE id = :rid AND user_id = :uid AND status = 'awaiting_mfa'"
+        ),
+        {"rid": registration_id, "uid": user_id},
+    )
+    await session.execute(
+        text(
+            "UPDATE users SET status = 'active', mfa_enabled = true, activated_at = now(), "
+            "updated_at = now() WHERE id = :id AND status = 'pending'"
+        ),
+        {"id": user_id},
+    )
+    await session.execute(
+        insert(RecoveryCode)
+        .values([{"user_id": user_id, "code_digest": d} for d in digests])
+        .on_conflict_do_nothing(index_elements=["code_digest"])
+    )
+    return True

@@ -1,0 +1,1 @@
+"""Notifications: which events deserve a notice, templates, preferences, delivery."""

@@ -1,0 +1,1 @@
+"""Security domain service: payment freezes, the risk engine, incidents."""

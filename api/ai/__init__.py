@@ -1,0 +1,1 @@
+"""API pieces of the AI domain."""

@@ -1,0 +1,1 @@
+"""Analytics API pieces: errors, query parameters, the events rate limit."""

@@ -1,0 +1,1 @@
+"""API pieces of the health domain: dependency probes for `/health/dependencies`."""

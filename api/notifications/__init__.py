@@ -1,0 +1,1 @@
+"""Notification API pieces: the staff send."""

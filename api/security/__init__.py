@@ -1,0 +1,1 @@
+"""API pieces of the security domain."""

@@ -1,0 +1,1 @@
+"""The AI domain: conversations, proposals, LLM usage, categorizer memory and models."""

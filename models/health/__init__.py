@@ -1,0 +1,1 @@
+"""Health reports: the detailed dependency view of `/health/dependencies`."""

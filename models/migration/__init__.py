@@ -1,0 +1,1 @@
+"""The strangler-fig migration from the legacy monolith: identity map, quarantine, runs."""

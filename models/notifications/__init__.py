@@ -1,0 +1,1 @@
+"""Notifications: in-app notices, delivery records, preferences and staff sends."""

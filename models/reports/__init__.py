@@ -1,0 +1,1 @@
+"""Monthly reports: one stored report per customer and month."""

@@ -1,0 +1,1 @@
+"""Staff, security and compliance: freezes, break-glass grants, incidents, session records."""

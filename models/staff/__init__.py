@@ -1,0 +1,1 @@
+"""Staff identities: the roles a user holds besides being a customer."""
