@@ -55,6 +55,15 @@ def _unknown_route_shape(response: httpx.Response) -> tuple[int, dict[str, Any]]
     return response.status_code, body
 
 
+def _readiness_report(response: httpx.Response) -> bool:
+    """`/ready`'s documented 503 is its verdict on a slow dependency (a loaded CI machine can
+    take longer than the probe timeout), not a server error; admission is what this checks."""
+    if response.status_code != 503 or response.url.path != "/ready":
+        return False
+    body = response.json()
+    return body.get("status") == "unavailable" and bool(body.get("down"))
+
+
 async def test_every_route_declares_the_roles_it_admits(api: httpx.AsyncClient) -> None:
     operations = _operations(await _openapi(api))
 
@@ -84,17 +93,20 @@ async def test_role_matrix_every_principal_against_every_route(
             checked += 1
             hidden = response.status_code == 404 and _unknown_route_shape(response) == nowhere
             unauthenticated = response.status_code == 401
+            crashed = response.status_code >= 500 and not _readiness_report(response)
             if "public" in roles:
-                wrong = hidden or response.status_code >= 500
+                wrong = hidden
             elif "user" in roles:
                 wrong = unauthenticated != (principal == "anonymous") or hidden
             elif "registration" in roles:
                 wrong = not unauthenticated
             else:
                 wrong = hidden != (principal not in roles) or unauthenticated
-            wrong = wrong or response.status_code >= 500
+            wrong = wrong or crashed
             if wrong:
-                mismatches.append(f"{principal} {method} {path} {roles}: {response.status_code}")
+                mismatches.append(
+                    f"{principal} {method} {path} {roles}: {response.status_code} {response.text}"
+                )
     assert checked == len(PRINCIPALS) * len(_operations(await _openapi(api)))
     assert mismatches == []
 

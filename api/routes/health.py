@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -38,8 +39,8 @@ async def health() -> dict[str, str]:
     },
 )
 async def ready(services: ServicesDep) -> JSONResponse:
-    """Readiness: PostgreSQL, Redis and Temporal all answer within two seconds; a 503 with
-    `Retry-After` lists the ones that do not (`down`)."""
+    """Readiness: PostgreSQL, Redis and Temporal all answer within `health_check_timeout_seconds`
+    (probed at once); a 503 with `Retry-After` lists the ones that do not (`down`)."""
 
     async def database() -> Any:
         async with services.engine.connect() as conn:
@@ -48,14 +49,19 @@ async def ready(services: ServicesDep) -> JSONResponse:
     async def temporal() -> Any:
         return await services.temporal.service_client.check_health()
 
-    checks = {"database": database(), "redis": services.redis.ping(), "temporal": temporal()}
-    results: dict[str, str] = {}
-    for name, probe in checks.items():
+    async def verdict(probe: Awaitable[Any]) -> str:
         try:
-            await asyncio.wait_for(probe, timeout=2)
-            results[name] = "ok"
+            await asyncio.wait_for(probe, timeout=services.settings.health_check_timeout_seconds)
         except Exception as exc:  # any failure means not ready
-            results[name] = f"unavailable: {type(exc).__name__}"
+            return f"unavailable: {type(exc).__name__}"
+        return "ok"
+
+    # Concurrently, so a slow dependency costs the answer one timeout, not the sum of them.
+    names = ("database", "redis", "temporal")
+    answers = await asyncio.gather(
+        verdict(database()), verdict(services.redis.ping()), verdict(temporal())
+    )
+    results = dict(zip(names, answers, strict=True))
     down = [name for name, result in results.items() if result != "ok"]
     if not down:
         return JSONResponse({"status": "ready", "checks": results})
