@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import ledger
-from activities.security.freezes import ensure_not_frozen
+from activities.security.freezes import active_freeze_kinds, refuse_if_frozen
 from activities.security.risk import RiskPolicy, gather_facts, score_risk
 from core.db import SessionFactory, transaction
 from core.logging import get_logger
@@ -105,16 +105,20 @@ class PaymentActivities:
             async with transaction(self._sessions) as session:
                 # The row first: its lock orders this against an ops resolution of the payment
                 # (activities/payment_recovery.py), so a resolved payment is never posted after.
-                completed = await session.execute(
-                    update(Payment)
-                    .where(
-                        col(Payment.id) == payment_id,
-                        col(Payment.status).not_in([s.value for s in TERMINAL_STATUSES]),
+                # It also brings the source's active freezes: one statement fewer per transfer.
+                completed = (
+                    await session.execute(
+                        update(Payment)
+                        .where(
+                            col(Payment.id) == payment_id,
+                            col(Payment.status).not_in([s.value for s in TERMINAL_STATUSES]),
+                        )
+                        .values(status=PaymentStatus.COMPLETED, updated_at=now, completed_at=now)
+                        .returning(active_freeze_kinds(req.from_account_id))
+                        .execution_options(synchronize_session=False)
                     )
-                    .values(status=PaymentStatus.COMPLETED, updated_at=now, completed_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                if not completed.rowcount:  # type: ignore[attr-defined]
+                ).first()
+                if completed is None:
                     status = await session.scalar(
                         select(col(Payment.status)).where(col(Payment.id) == payment_id)
                     )
@@ -124,12 +128,12 @@ class PaymentActivities:
                             type=PAYMENT_ALREADY_RESOLVED,
                             non_retryable=True,
                         )
-                if completed.rowcount:  # type: ignore[attr-defined]
+                else:
                     # Not on a replay of a posted transfer: that keeps its first result.
-                    await ensure_not_frozen(session, req.from_account_id)
+                    refuse_if_frozen(req.from_account_id, completed[0])
                     _count_transfer(await session.connection(), req)
                 entry = await ledger.transfer(session, req)
-        done = now if completed.rowcount else None  # type: ignore[attr-defined]
+        done = now if completed is not None else None
         if done:
             log.info("transfer posted", payment_id=str(payment_id), entry_id=str(entry.entry_id))
         return TransferPosted(entry_id=entry.entry_id, completed_at=done)

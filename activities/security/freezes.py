@@ -9,10 +9,13 @@ change to the workflows' commands (no `workflow.patched`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, ScalarSelect, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from activities.ledger import LedgerError
@@ -74,15 +77,33 @@ async def active_freezes(session: AsyncSession, account_id: uuid.UUID) -> list[F
     return sorted(FreezeKind(k) for k in rows.scalars())
 
 
-async def ensure_not_frozen(session: AsyncSession, account_id: uuid.UUID) -> None:
-    """Raise the non-retryable `AccountFrozen` rejection while the account is frozen."""
-    if kinds := await active_freezes(session, account_id):
+def active_freeze_kinds(
+    account_id: uuid.UUID | ColumnElement[Any] | Mapped[uuid.UUID],
+) -> ScalarSelect[Any]:
+    """The kinds of the account's active freezes as one array column (NULL: not frozen), to
+    ride along in a statement the caller makes anyway (an id, or a column to correlate with)."""
+    return (
+        select(func.array_agg(col(AccountFreeze.kind)))
+        .where(col(AccountFreeze.account_id) == account_id, col(AccountFreeze.lifted_at).is_(None))
+        .scalar_subquery()
+    )
+
+
+def refuse_if_frozen(account_id: uuid.UUID, kinds: Iterable[str] | None) -> None:
+    """Raise the non-retryable `AccountFrozen` rejection when `kinds` (the account's active
+    freezes) is not empty."""
+    if active := sorted(FreezeKind(k) for k in kinds or ()):
         raise LedgerError(
             ACCOUNT_FROZEN,
             "outbound payments from this account are frozen",
             account_id=str(account_id),
-            kinds=[k.value for k in kinds],
+            kinds=[k.value for k in active],
         )
+
+
+async def ensure_not_frozen(session: AsyncSession, account_id: uuid.UUID) -> None:
+    """Raise the non-retryable `AccountFrozen` rejection while the account is frozen."""
+    refuse_if_frozen(account_id, await active_freezes(session, account_id))
 
 
 async def hold_placed(session: AsyncSession, idempotency_key: str) -> bool:
