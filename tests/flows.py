@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pyotp
@@ -144,3 +145,14 @@ async def fund(sessions: SessionFactory, account_id: str, amount_minor: int, cur
                 reason="test",
             ),
         )
+
+
+async def main_account(api: httpx.AsyncClient, who: Customer) -> dict[str, Any]:
+    """The customer's first account, as the API lists it."""
+    return dict((await api.get("/api/accounts", headers=who.auth)).json()["items"][0])
+
+
+async def available_minor(api: httpx.AsyncClient, who: Customer, account_id: str) -> int:
+    """The account's available balance in minor units, as the API reports it."""
+    balance = (await api.get(f"/api/accounts/{account_id}/balance", headers=who.auth)).json()
+    return int(balance["available"]["amount_minor"])

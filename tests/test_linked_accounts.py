@@ -24,8 +24,6 @@ from temporalio.worker import Replayer
 
 from activities.ledger.verify import verify_ledger
 from activities.linking import micro_deposit_reference
-from api.app import create_app
-from api.services import Services
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from core.settings import Settings
@@ -38,7 +36,7 @@ from tests.conftest import TEST_CONVERTER
 from tests.flows import Customer, register_customer
 from tests.rail_support import eventually, running_rail
 from tests.replay_support import HISTORIES, recorded, replay
-from workers.assembly import WorkerDeps, build_workers
+from tests.time_skipping_support import platform_on
 from workflows.link_account import LinkAccountWorkflow
 
 IBAN = "DE89 3704 0044 0532 0130 00"
@@ -397,42 +395,30 @@ async def test_an_unconfirmed_link_expires_after_the_configured_days(
     outbox: MemoryEmailBackend,
 ) -> None:
     client = time_skipping.client
-    services = await Services.connect(settings, temporal=client)
     user_id = await ledger_support.new_user(sessions, "carol")
     account = await ledger_support.open_account(sessions, user_id)
-    token, _ = services.tokens.issue(user_id, "access", 900, sid=str(uuid.uuid4()))
-    auth = {"Authorization": f"Bearer {token}"}
     account_id = str(account.account_id)
-    try:
-        workers = build_workers(
-            client, WorkerDeps(settings=settings, sessions=sessions, email=outbox)
+    async with platform_on(time_skipping, settings, sessions, outbox) as (api, services):
+        token, _ = services.tokens.issue(user_id, "access", 900, sid=str(uuid.uuid4()))
+        auth = {"Authorization": f"Bearer {token}"}
+        link_id = (await _link(api, auth, account_id)).json()["linked_account_id"]
+        await _deposits_sent(api, auth, account_id, link_id)
+        handle = handle_for(
+            client, LinkAccountWorkflow.run, link_account_workflow_id(uuid.UUID(link_id))
         )
-        transport = httpx.ASGITransport(app=create_app(settings, services))
-        async with (
-            workers[0],
-            workers[1],
-            httpx.AsyncClient(transport=transport, base_url="http://testserver") as api,
-        ):
-            link_id = (await _link(api, auth, account_id)).json()["linked_account_id"]
-            await _deposits_sent(api, auth, account_id, link_id)
-            handle = handle_for(
-                client, LinkAccountWorkflow.run, link_account_workflow_id(uuid.UUID(link_id))
-            )
 
-            await time_skipping.sleep(timedelta(days=settings.link_confirmation_days, hours=1))
-            result = await handle.result()
-            late = await _confirm(api, auth, account_id, link_id, "0.10", "0.20")
+        await time_skipping.sleep(timedelta(days=settings.link_confirmation_days, hours=1))
+        result = await handle.result()
+        late = await _confirm(api, auth, account_id, link_id, "0.10", "0.20")
 
-            assert result.status == LinkStatus.EXPIRED
-            async with sessions() as session:
-                row = await session.get(LinkedAccount, uuid.UUID(link_id))
-            assert row is not None
-            assert row.status == LinkStatus.EXPIRED
-            assert late.status_code == 409
-            assert late.json()["link_status"] == "expired"
-            assert (await verify_ledger(sessions)).ok
-    finally:
-        await services.close()
+        assert result.status == LinkStatus.EXPIRED
+        async with sessions() as session:
+            row = await session.get(LinkedAccount, uuid.UUID(link_id))
+        assert row is not None
+        assert row.status == LinkStatus.EXPIRED
+        assert late.status_code == 409
+        assert late.json()["link_status"] == "expired"
+        assert (await verify_ledger(sessions)).ok
 
 
 @pytest.mark.parametrize("link_budget", [2])

@@ -26,7 +26,7 @@ from models.ledger.payloads import LedgerTransferInput
 from models.ledger.tables import JournalEntry
 from models.payments.tables import Payment, PaymentStatus
 from temporal.ids import transfer_workflow_id
-from tests.flows import Customer, fund, register_customer
+from tests.flows import Customer, available_minor, fund, register_customer
 from tests.rail_support import eventually
 from tests.recovery_support import (
     PROBLEM,
@@ -65,11 +65,6 @@ def _body(source: str, dest: str, **extra: Any) -> dict[str, Any]:
         "currency": "EUR",
         **extra,
     }
-
-
-async def _available(api: httpx.AsyncClient, who: Customer, account_id: str) -> int:
-    balance = (await api.get(f"/api/accounts/{account_id}/balance", headers=who.auth)).json()
-    return int(balance["available"]["amount_minor"])
 
 
 async def _resolutions(sessions: SessionFactory, payment_id: str) -> int:
@@ -159,8 +154,8 @@ async def test_a_transfer_made_while_temporal_is_down_is_a_503_then_completed_by
     assert (again.started, again.resolved) == (0, 0)
     assert retry.status_code == 200
     assert (retry.json()["id"], retry.json()["status"]) == (payment_id, "completed")
-    assert await _available(api, alice, source) == 10_000 - 1_200
-    assert await _available(api, alice, dest) == 1_200
+    assert await available_minor(api, alice, source) == 10_000 - 1_200
+    assert await available_minor(api, alice, dest) == 1_200
     assert (await verify_ledger(sessions)).ok
 
 
@@ -208,7 +203,7 @@ async def test_a_retry_of_a_terminated_transfer_answers_failed_with_the_reason(
     assert cancel.status_code == 409
     assert "failed" in cancel.json()["detail"]
     assert again.json()["status"] == "failed"
-    assert await _available(api, alice, source) == 10_000
+    assert await available_minor(api, alice, source) == 10_000
     assert await _resolutions(sessions, scheduled["id"]) == 1
 
 
@@ -247,7 +242,7 @@ async def test_cancelling_a_terminated_scheduled_transfer_cancels_it(
     assert cancel.json()["status"] == "cancelled"
     assert twice.status_code == 409
     assert retry.json()["status"] == "cancelled"
-    assert await _available(api, alice, source) == 10_000
+    assert await available_minor(api, alice, source) == 10_000
     assert await _resolutions(sessions, scheduled["id"]) == 1
 
 
@@ -313,7 +308,7 @@ async def test_a_transfer_resolved_as_failed_is_never_posted_by_a_late_activity(
     assert entry is None
     assert row is not None
     assert row.status == PaymentStatus.FAILED
-    assert await _available(api, alice, source) == 10_000
+    assert await available_minor(api, alice, source) == 10_000
 
 
 async def test_a_database_that_is_down_is_a_503_with_retry_after_and_ready_names_it(
@@ -389,4 +384,4 @@ async def test_a_scheduled_transfer_whose_account_closed_before_it_ran_ends_fail
         "failed",
         "AccountClosed: the account is closed",
     )
-    assert await _available(api, alice, source) == 10_000
+    assert await available_minor(api, alice, source) == 10_000

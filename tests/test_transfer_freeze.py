@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +14,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger.verify import verify_ledger
 from activities.security.freezes import freeze_account
-from api.app import create_app
-from api.services import Services
 from core.db import SessionFactory, transaction
 from core.email import MemoryEmailBackend
 from core.settings import Settings
@@ -26,8 +23,8 @@ from models.security.tables import FreezeKind
 from temporal.handles import handle_for
 from temporal.ids import transfer_workflow_id
 from tests import ledger_support
-from tests.flows import Customer, fund, register_customer
-from workers.assembly import WorkerDeps, build_workers
+from tests.flows import Customer, available_minor, fund, main_account, register_customer
+from tests.time_skipping_support import platform_on
 from workflows.transfer import TransferWorkflow
 
 
@@ -35,15 +32,6 @@ from workflows.transfer import TransferWorkflow
 async def alice(api: httpx.AsyncClient, outbox: MemoryEmailBackend) -> Customer:
     """A registered customer with one EUR account."""
     return await register_customer(api, outbox, "alice@example.com")
-
-
-async def _main_account(api: httpx.AsyncClient, who: Customer) -> dict[str, Any]:
-    return dict((await api.get("/api/accounts", headers=who.auth)).json()["items"][0])
-
-
-async def _available(api: httpx.AsyncClient, who: Customer, account_id: str) -> int:
-    balance = (await api.get(f"/api/accounts/{account_id}/balance", headers=who.auth)).json()
-    return int(balance["available"]["amount_minor"])
 
 
 async def _payments_from(sessions: SessionFactory, account_id: str) -> int:
@@ -58,7 +46,7 @@ async def test_a_frozen_account_sends_no_transfer_but_still_receives_one(
     api: httpx.AsyncClient, outbox: MemoryEmailBackend, alice: Customer, sessions: SessionFactory
 ) -> None:
     bob = await register_customer(api, outbox, "bob@example.com")
-    source, bobs = await _main_account(api, alice), await _main_account(api, bob)
+    source, bobs = await main_account(api, alice), await main_account(api, bob)
     await fund(sessions, source["id"], 10_000, "EUR")
     await fund(sessions, bobs["id"], 5_000, "EUR")
     frozen = await api.post(
@@ -96,8 +84,8 @@ async def test_a_frozen_account_sends_no_transfer_but_still_receives_one(
     assert await _payments_from(sessions, source["id"]) == 0  # nothing created
     assert received.status_code == 201, received.text  # a freeze stops outbound money only
     assert received.json()["status"] == "completed"
-    assert await _available(api, alice, source["id"]) == 10_000 + 250
-    assert await _available(api, bob, bobs["id"]) == 5_000 - 250
+    assert await available_minor(api, alice, source["id"]) == 10_000 + 250
+    assert await available_minor(api, bob, bobs["id"]) == 5_000 - 250
     assert (await verify_ledger(sessions)).ok
 
 
@@ -108,11 +96,9 @@ async def test_a_scheduled_transfer_from_an_account_frozen_before_it_runs_fails_
     outbox: MemoryEmailBackend,
 ) -> None:
     client = time_skipping.client
-    services = await Services.connect(settings, temporal=client)
     user_id = await ledger_support.new_user(sessions, "erin")
     source = await ledger_support.funded_account(sessions, user_id, 10_000)
     savings = await ledger_support.funded_account(sessions, user_id, 0, name="Savings")
-    token, _ = services.tokens.issue(user_id, "access", 900, sid=str(uuid.uuid4()))
     body = {
         "from_account_id": str(source),
         "to_account_id": str(savings),
@@ -120,43 +106,33 @@ async def test_a_scheduled_transfer_from_an_account_frozen_before_it_runs_fails_
         "currency": "EUR",
         "execute_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
     }
-    try:
-        workers = build_workers(
-            client, WorkerDeps(settings=settings, sessions=sessions, email=outbox)
+    async with platform_on(time_skipping, settings, sessions, outbox) as (api, services):
+        token, _ = services.tokens.issue(user_id, "access", 900, sid=str(uuid.uuid4()))
+        scheduled = await api.post(
+            "/api/payments/transfer",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "rent"},
+            json=body,
         )
-        transport = httpx.ASGITransport(app=create_app(settings, services))
-        async with (
-            workers[0],
-            workers[1],
-            httpx.AsyncClient(transport=transport, base_url="http://testserver") as api,
-        ):
-            scheduled = await api.post(
-                "/api/payments/transfer",
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "rent"},
-                json=body,
-            )
-            assert scheduled.status_code == 202, scheduled.text
-            payment_id = uuid.UUID(scheduled.json()["id"])
-            async with transaction(sessions) as session:
-                assert await freeze_account(session, user_id, source, FreezeKind.FRAUD)
+        assert scheduled.status_code == 202, scheduled.text
+        payment_id = uuid.UUID(scheduled.json()["id"])
+        async with transaction(sessions) as session:
+            assert await freeze_account(session, user_id, source, FreezeKind.FRAUD)
 
-            await time_skipping.sleep(timedelta(days=1, minutes=5))
-            result = await handle_for(
-                client, TransferWorkflow.run, transfer_workflow_id(payment_id)
-            ).result()
+        await time_skipping.sleep(timedelta(days=1, minutes=5))
+        result = await handle_for(
+            client, TransferWorkflow.run, transfer_workflow_id(payment_id)
+        ).result()
 
-        assert isinstance(result, PaymentState)
-        assert result.status == PaymentStatus.FAILED
-        assert result.failure_reason is not None
-        assert "frozen" in result.failure_reason.lower()
-        async with sessions() as session:
-            row = await session.get(Payment, payment_id)
-        assert row is not None
-        assert row.status == PaymentStatus.FAILED
-        assert await ledger_support.balances(sessions, source, savings) == [
-            (10_000, 0),
-            (0, 0),
-        ]
-        assert (await verify_ledger(sessions)).ok
-    finally:
-        await services.close()
+    assert isinstance(result, PaymentState)
+    assert result.status == PaymentStatus.FAILED
+    assert result.failure_reason is not None
+    assert "frozen" in result.failure_reason.lower()
+    async with sessions() as session:
+        row = await session.get(Payment, payment_id)
+    assert row is not None
+    assert row.status == PaymentStatus.FAILED
+    assert await ledger_support.balances(sessions, source, savings) == [
+        (10_000, 0),
+        (0, 0),
+    ]
+    assert (await verify_ledger(sessions)).ok

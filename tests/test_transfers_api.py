@@ -19,7 +19,7 @@ from core.db import SessionFactory
 from core.email import MemoryEmailBackend
 from temporal.ids import transfer_workflow_id
 from tests.conftest import TEST_CONVERTER
-from tests.flows import Customer, fund, register_customer
+from tests.flows import Customer, available_minor, fund, main_account, register_customer
 from tests.replay_support import HISTORIES, recorded, replay
 from workflows.transfer import TransferWorkflow
 
@@ -48,15 +48,6 @@ async def alice(api: httpx.AsyncClient, outbox: MemoryEmailBackend) -> Customer:
     return await register_customer(api, outbox, "alice@example.com")
 
 
-async def _main(api: httpx.AsyncClient, who: Customer) -> dict[str, Any]:
-    return dict((await api.get("/api/accounts", headers=who.auth)).json()["items"][0])
-
-
-async def _available(api: httpx.AsyncClient, who: Customer, account_id: str) -> int:
-    balance = (await api.get(f"/api/accounts/{account_id}/balance", headers=who.auth)).json()
-    return int(balance["available"]["amount_minor"])
-
-
 async def _open_savings(api: httpx.AsyncClient, who: Customer) -> dict[str, Any]:
     """A second EUR account of the customer."""
     response = await api.post(
@@ -81,7 +72,7 @@ async def test_transfer_to_another_customer_moves_money_once_and_records_both_si
     temporal_client: Client,
 ) -> None:
     bob = await register_customer(api, outbox, "bob@example.com")
-    source, dest = await _main(api, alice), await _main(api, bob)
+    source, dest = await main_account(api, alice), await main_account(api, bob)
     await fund(sessions, source["id"], 10_000, "EUR")
     body = {
         "from_account_id": source["id"],
@@ -100,8 +91,8 @@ async def test_transfer_to_another_customer_moves_money_once_and_records_both_si
     assert stored.json() == first.json()  # the answer built from the outcome is the row
     assert retry.status_code == 200
     assert retry.json()["id"] == first.json()["id"]
-    assert await _available(api, alice, source["id"]) == 10_000 - 2_550
-    assert await _available(api, bob, dest["id"]) == 2_550
+    assert await available_minor(api, alice, source["id"]) == 10_000 - 2_550
+    assert await available_minor(api, bob, dest["id"]) == 2_550
     status = await api.get(first.json()["status_url"], headers=alice.auth)
     assert status.json() == {
         "payment_id": first.json()["id"],
@@ -117,7 +108,7 @@ async def test_transfer_to_another_customer_moves_money_once_and_records_both_si
 async def test_same_key_with_a_different_body_is_refused(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
 ) -> None:
-    source = await _main(api, alice)
+    source = await main_account(api, alice)
     savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 10_000, "EUR")
     body = {"from_account_id": source["id"], "to_account_id": savings["id"], "currency": "EUR"}
@@ -128,14 +119,14 @@ async def test_same_key_with_a_different_body_is_refused(
     assert first.status_code == 201
     assert changed.status_code == 422
     assert changed.json()["type"].endswith("/idempotency-key-reused")
-    assert await _available(api, alice, savings["id"]) == 100
+    assert await available_minor(api, alice, savings["id"]) == 100
 
 
 async def test_bad_transfers_are_refused_and_move_no_money(
     api: httpx.AsyncClient, outbox: MemoryEmailBackend, alice: Customer, sessions: SessionFactory
 ) -> None:
     bob = await register_customer(api, outbox, "bob@example.com")
-    source, bobs = await _main(api, alice), await _main(api, bob)
+    source, bobs = await main_account(api, alice), await main_account(api, bob)
     usd = (
         await api.post(
             "/api/accounts", headers=alice.auth, json={"currency": "USD", "name": "Dollars"}
@@ -186,15 +177,15 @@ async def test_bad_transfers_are_refused_and_move_no_money(
         "both destinations": 422,
     }
     assert all(r.headers["content-type"] == "application/problem+json" for r in answers.values())
-    assert await _available(api, alice, source["id"]) == 1_000
-    assert await _available(api, bob, bobs["id"]) == 0
+    assert await available_minor(api, alice, source["id"]) == 1_000
+    assert await available_minor(api, bob, bobs["id"]) == 0
     assert (await api.get("/api/payments", headers=alice.auth)).json()["items"] == []
 
 
 async def test_a_scheduled_transfer_can_be_cancelled_before_it_runs(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory, temporal_client: Client
 ) -> None:
-    source = await _main(api, alice)
+    source = await main_account(api, alice)
     savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 5_000, "EUR")
     later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
@@ -220,15 +211,15 @@ async def test_a_scheduled_transfer_can_be_cancelled_before_it_runs(
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     assert again.status_code == 409
-    assert await _available(api, alice, source["id"]) == 5_000
-    assert await _available(api, alice, savings["id"]) == 0
+    assert await available_minor(api, alice, source["id"]) == 5_000
+    assert await available_minor(api, alice, savings["id"]) == 0
     await _replay_and_keep(temporal_client, scheduled.json()["id"], "transfer_cancelled")
 
 
 async def test_payments_are_listed_newest_first_with_a_cursor(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
 ) -> None:
-    source = await _main(api, alice)
+    source = await main_account(api, alice)
     savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 5_000, "EUR")
     ids = []
@@ -260,7 +251,7 @@ async def test_payments_are_listed_newest_first_with_a_cursor(
 async def test_a_retry_is_answered_from_its_payment_even_after_the_balance_changed(
     api: httpx.AsyncClient, alice: Customer, sessions: SessionFactory
 ) -> None:
-    source = await _main(api, alice)
+    source = await main_account(api, alice)
     savings = await _open_savings(api, alice)
     await fund(sessions, source["id"], 1_000, "EUR")
     body = {"from_account_id": source["id"], "to_account_id": savings["id"], "currency": "EUR"}
@@ -272,4 +263,4 @@ async def test_a_retry_is_answered_from_its_payment_even_after_the_balance_chang
     assert (first.status_code, drain.status_code) == (201, 201)
     assert retry.status_code == 200
     assert retry.json()["id"] == first.json()["id"]
-    assert await _available(api, alice, savings["id"]) == 1_000
+    assert await available_minor(api, alice, savings["id"]) == 1_000
