@@ -15,22 +15,17 @@ import argparse
 import asyncio
 import re
 import shutil
-import statistics
 import sys
-import time
 from asyncio.subprocess import Process
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-import aiohttp
 import httpx
-import psutil
 import pyotp
 from sqlalchemy import make_url
 from temporalio.client import Client
 
+from bench.load import Generator, Series, generator
 from bench.reads_profile import profile_in_process
 from bench.stack import (
     add_database_argument,
@@ -99,39 +94,6 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_main(args))
 
 
-@dataclass
-class Run:
-    """One load run against one URL."""
-
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms_per_request: float
-    errors: int
-    timeouts: int = 0  # wrk gave up waiting (2 s): a loaded machine, not a wrong answer
-
-    @property
-    def rate(self) -> float:
-        """Requests per second."""
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-@dataclass
-class Series:
-    """Every run of one target, in round order."""
-
-    runs: list[Run] = field(default_factory=list)
-
-    def total_rate(self) -> float:
-        """Requests per second over all rounds."""
-        return sum(r.requests for r in self.runs) / sum(r.seconds for r in self.runs)
-
-    def median(self, attribute: str) -> float:
-        """The median over rounds of a per-run figure."""
-        return float(statistics.median(getattr(r, attribute) for r in self.runs))
-
-
 async def _main(args: argparse.Namespace) -> int:
     async with (
         bench_stores(args.database_url) as stores,
@@ -147,21 +109,20 @@ async def _main(args: argparse.Namespace) -> int:
             urls = {name: f"http://127.0.0.1:{api_port}{path}" for name, path in TARGETS.items()}
             urls[BASELINE] = f"http://127.0.0.1:{bare_port}/row"
             await _check_answers(urls, token)
-            generator = _generator(args.load)
+            load = generator(args.load)
+            auth = {"Authorization": f"Bearer {token}"}
             pids = {name: api.pid for name in TARGETS} | {BASELINE: bare.pid}
             selected = [*args.only, BASELINE]
             for name in selected:  # warm-up: pools filled, code paths hot
-                await generator(urls[name], token, args.connections, 1.0, pids[name])
+                await load(urls[name], auth, args.connections, 1.0, [pids[name]])
             results = {name: Series() for name in selected}
             for _ in range(args.rounds):
                 for name in selected:
                     results[name].runs.append(
-                        await generator(
-                            urls[name], token, args.connections, args.seconds, pids[name]
-                        )
+                        await load(urls[name], auth, args.connections, args.seconds, [pids[name]])
                     )
             if args.profile:
-                await _profile(generator, urls[args.only[0]], token, args, api.pid)
+                await _profile(load, urls[args.only[0]], auth, args, api.pid)
         if args.cprofile:
             await profile_in_process(
                 settings,
@@ -170,7 +131,7 @@ async def _main(args: argparse.Namespace) -> int:
                 requests=args.cprofile_requests,
                 output=args.cprofile,
             )
-    _print(results, args, generator.__name__)
+    _print(results, args, load.__name__)
     failed = [name for name, s in results.items() if any(r.errors for r in s.runs)]
     for name, series in results.items():
         if timeouts := sum(r.timeouts for r in series.runs):
@@ -258,119 +219,8 @@ async def _check_answers(urls: dict[str, str], token: str) -> None:
             raise RuntimeError("the demo customer does not have 3 accounts and 50+ transactions")
 
 
-class Generator(Protocol):
-    """A load generator: run(url, token, connections, seconds, server_pid) -> Run."""
-
-    __name__: str
-
-    async def __call__(
-        self, url: str, token: str, connections: int, seconds: float, pid: int
-    ) -> Run:
-        """Load `url` for `seconds`; the server's CPU is read from `pid`."""
-        ...
-
-
-def _generator(choice: str) -> Generator:
-    if choice == "wrk" or (choice == "auto" and shutil.which("wrk")):
-        return _WrkLoad()
-    return _AiohttpLoad()
-
-
-def _cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
-class _WrkLoad:
-    """wrk (C, one thread): the generator costs far less than the server it loads."""
-
-    __name__ = "wrk"
-    LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-
-    async def __call__(
-        self, url: str, token: str, connections: int, seconds: float, pid: int
-    ) -> Run:
-        before = _cpu_seconds(pid)
-        process = await asyncio.create_subprocess_exec(
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "-H",
-            f"Authorization: Bearer {token}",
-            url,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await process.communicate()
-        cpu = _cpu_seconds(pid) - before
-        text = out.decode()
-        requests = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", text).group(1))  # type: ignore[union-attr]
-        elapsed = re.search(r"requests in ([\d.]+)(ms|s|m)", text)
-        assert elapsed is not None
-        wall = float(elapsed.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[elapsed.group(2)]
-        quantiles = {
-            q: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-            for q, v, unit in self.LATENCY.findall(text)
-        }
-        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-        errors = int(bad.group(1)) if bad else 0
-        errors += sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", text))
-        timeouts = sum(int(n) for n in re.findall(r"timeout (\d+)", text))
-        cpu_ms = 1000 * cpu / max(requests, 1)  # a 1 s warm-up on a loaded machine may finish none
-        return Run(
-            requests,
-            wall,
-            quantiles.get("50", 0.0),
-            quantiles.get("99", 0.0),
-            cpu_ms,
-            errors,
-            timeouts,
-        )
-
-
-class _AiohttpLoad:
-    """aiohttp in this process, when wrk is not installed (it costs more CPU than wrk)."""
-
-    __name__ = "aiohttp"
-
-    async def __call__(
-        self, url: str, token: str, connections: int, seconds: float, pid: int
-    ) -> Run:
-        latencies: list[float] = []
-        errors = 0
-        headers = {"Authorization": f"Bearer {token}"}
-        connector = aiohttp.TCPConnector(limit=connections)
-        before = _cpu_seconds(pid)
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def client(http: aiohttp.ClientSession) -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                async with http.get(url, headers=headers) as answer:
-                    await answer.read()
-                    errors += answer.status != 200
-                latencies.append(time.perf_counter() - sent)
-
-        async with aiohttp.ClientSession(connector=connector) as http:
-            await asyncio.gather(*(client(http) for _ in range(connections)))
-        wall = time.perf_counter() - started
-        cpu = _cpu_seconds(pid) - before
-        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-        return Run(
-            len(latencies),
-            wall,
-            cuts[49] * 1000,
-            cuts[98] * 1000,
-            1000 * cpu / len(latencies),
-            errors,
-        )
-
-
 async def _profile(
-    generator: Generator, url: str, token: str, args: argparse.Namespace, pid: int
+    load: Generator, url: str, headers: dict[str, str], args: argparse.Namespace, pid: int
 ) -> None:
     """py-spy samples the API process under accounts load; the top frames are printed."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -392,7 +242,7 @@ async def _profile(
         stdout=asyncio.subprocess.DEVNULL,
     )
     await asyncio.sleep(0.5)
-    await generator(url, token, args.connections, seconds + 1, pid)
+    await load(url, headers, args.connections, seconds + 1, [pid])
     await recorder.wait()
     print(f"\npy-spy profile of the API under {url} load: {args.profile}")
     print(top_frames(await asyncio.to_thread(Path(args.profile).read_text)))

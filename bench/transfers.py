@@ -230,8 +230,10 @@ async def _print_sink(url: str) -> None:
         counts = await answer.json()
     print(
         f"OTLP sink received {counts['spans']} spans in {counts['requests']} exports "
-        f"({counts['bytes'] / 1e6:.1f} MB)"
+        f"({counts['bytes'] / 1e6:.1f} MB); the most frequent, by service:"
     )
+    for name, count in counts["names"].items():
+        print(f"  {count:>7}  {name}")
 
 
 def _stacks(

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.conftest import TEST_CONVERTER
+from workers.assembly import WORKFLOW_RUNNER
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -50,5 +51,8 @@ async def replay(path: Path, workflow: type[Any]) -> None:
 
 async def replay_history(history: WorkflowHistory, workflow: type[Any]) -> None:
     """Replay a history (recorded or just fetched) against the current workflow code."""
-    replayer = Replayer(workflows=[workflow], data_converter=TEST_CONVERTER)
+    # The workers' own runner: replay proves it runs recorded histories unchanged.
+    replayer = Replayer(
+        workflows=[workflow], data_converter=TEST_CONVERTER, workflow_runner=WORKFLOW_RUNNER
+    )
     await replayer.replay_workflow(history)
