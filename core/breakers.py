@@ -7,8 +7,10 @@ Built on `purgatory` (in-memory state). Use a breaker around one call to the out
 
 `failure_threshold` failures in a row open the breaker; while open every call fails at once
 with `BreakerOpen` (which says how long until calls are let through again: `retry_after`).
-After the recovery time calls go through (half-open): the first success closes the breaker, a
-failure reopens it.
+After the recovery time one trial call goes through (half-open) while the others are still
+refused, with a short `retry_after`: its success closes the breaker, its failure reopens it.
+(purgatory itself lets every call through once half-open; a recovering system would get the
+whole backlog at once.)
 `ignore` tells which exceptions mean "the system answered" (a rejection, a 404) and must not
 count as failures; a cancellation never counts.
 
@@ -52,6 +54,10 @@ BREAKER_REFUSED = Counter(
 )
 
 
+# How soon a call refused while another one is the half-open trial may try again.
+TRIAL_RETRY_SECONDS = 1.0
+
+
 class BreakerOpen(Exception):
     """The breaker refused the call: the system failed repeatedly and is left alone meanwhile."""
 
@@ -87,6 +93,7 @@ class BreakerBoard:
             default_threshold=failure_threshold, default_ttl=recovery_seconds, uow=self._uow
         )
         self._factory.add_listener(self._on_event)
+        self._trials: set[str] = set()  # breakers whose one half-open trial call is running
 
     def _on_event(self, name: str, event_name: str, event: Any) -> None:
         if event_name != "state_changed":
@@ -103,18 +110,29 @@ class BreakerBoard:
         if ignore is not None:
             exclude.append((Exception, ignore))
         circuit = await self._factory.get_breaker(name, exclude=exclude)
-        try:
-            await circuit.__aenter__()
-        except OpenedState as exc:
+        # No await from this check to the trial's registration: one trial per breaker.
+        trial = self.state(name).state == "half-open"
+        if trial and name in self._trials:
             BREAKER_REFUSED.labels(name=name).inc()
-            retry_after = max(0.0, exc.opened_at + self.recovery_seconds - time.time())
-            raise BreakerOpen(name, retry_after) from None
+            raise BreakerOpen(name, min(TRIAL_RETRY_SECONDS, self.recovery_seconds))
+        if trial:
+            self._trials.add(name)
         try:
-            yield
-        except BaseException as exc:
-            await circuit.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        await circuit.__aexit__(None, None, None)
+            try:
+                await circuit.__aenter__()
+            except OpenedState as exc:
+                BREAKER_REFUSED.labels(name=name).inc()
+                retry_after = max(0.0, exc.opened_at + self.recovery_seconds - time.time())
+                raise BreakerOpen(name, retry_after) from None
+            try:
+                yield
+            except BaseException as exc:
+                await circuit.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            await circuit.__aexit__(None, None, None)
+        finally:
+            if trial:
+                self._trials.discard(name)
 
     def state(self, name: str) -> BreakerState:
         """The breaker's state now (an open one past its recovery time reads as half-open)."""

@@ -101,6 +101,37 @@ async def test_a_failed_trial_call_reopens_the_breaker() -> None:
     assert board.state("rail").state == "open"
 
 
+async def test_a_half_open_breaker_lets_one_trial_call_through_at_a_time() -> None:
+    board = BreakerBoard(failure_threshold=1, recovery_seconds=0.05)
+    await _fail(board, Outage())
+
+    async def half_open() -> bool | None:
+        return board.state("rail").state == "half-open" or None
+
+    await eventually(half_open, max_wait=2)
+    trial_running, finish_trial = asyncio.Event(), asyncio.Event()
+
+    async def trial() -> None:
+        async with board.guard("rail"):
+            trial_running.set()
+            await finish_trial.wait()
+
+    running = asyncio.create_task(trial())
+    await trial_running.wait()
+    with pytest.raises(BreakerOpen) as refused:  # a second caller waits for the trial's verdict
+        async with board.guard("rail"):
+            pytest.fail("only the trial call may run while half-open")
+    assert 0 < refused.value.retry_after <= 0.05
+    finish_trial.set()
+    await running
+    assert board.state("rail").state == "closed"
+    calls = 0
+    for _ in range(3):  # closed again: everyone goes through
+        async with board.guard("rail"):
+            calls += 1
+    assert calls == 3
+
+
 async def test_a_cancelled_call_is_not_a_failure() -> None:
     board = BreakerBoard(failure_threshold=1, recovery_seconds=30)
 
