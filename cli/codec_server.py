@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import uvicorn
-
 from api.codec.app import Audit, create_codec_app
 from api.codec.auth import Staff, StaffCredentials
 from cli.runtime import _EmbeddedServer, _serve, _until_stop_or_failure
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
+from core.http_server import server_config
 from core.logging import get_logger
 from core.settings import Settings
 from models.audit import record_audit
@@ -48,12 +47,8 @@ async def run_codec_server(settings: Settings, stop: asyncio.Event) -> None:
         settings.temporal_ui_origins,
         audit=database_audit(create_session_factory(engine)),
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.codec_server_host,
-        port=settings.codec_server_port,
-        log_config=None,
-        lifespan="off",
+    config = server_config(
+        app, host=settings.codec_server_host, port=settings.codec_server_port, lifespan="off"
     )
     server = _EmbeddedServer(config)
     serving = asyncio.create_task(_serve(server))

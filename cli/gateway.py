@@ -137,13 +137,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve the gateway until `stop` is set."""
     import uvicorn
 
+    from core.http_server import server_config
     from gateway.app import Gateway
 
-    config = uvicorn.Config(
+    config = server_config(
         Gateway(settings),
         host=settings.api_host,
         port=settings.gateway_port,
-        log_config=None,
         lifespan="on",
         timeout_keep_alive=30,
         # The upstream's Date and Server pass through; uvicorn's own would be duplicates.

@@ -16,6 +16,7 @@ from api.app import create_app
 from api.services import Services
 from core.db import asyncpg_dsn, create_engine, create_session_factory
 from core.email import create_email_backend
+from core.http_server import server_config
 from core.metrics import serve_app_metrics
 from core.redis import create_redis
 from core.settings import Settings
@@ -89,11 +90,10 @@ async def run_workers(
 async def run_api(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
     """Serve the API until `stop` is set, then drain connections."""
     services = await Services.connect(settings, temporal=client)
-    config = uvicorn.Config(
+    config = server_config(
         create_app(settings, services),
         host=settings.api_host,
         port=settings.api_port,
-        log_config=None,
         lifespan="on",
         # A WebSocket message above this is cut off by uvicorn (close 1009) before the app
         # reads it; below it, /ws answers `message-too-large` for anything over its own limit.

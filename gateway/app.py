@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 from starlette.types import Receive, Scope, Send
 
+from api.forwarded import forwarded_client
 from core.db import asyncpg_dsn
 from core.logging import get_logger
 from core.settings import Settings
@@ -153,10 +154,12 @@ class Gateway:
             return
         assert self.routes is not None
         method: str = scope["method"]
-        client_ip = scope["client"][0] if scope.get("client") else None
+        peer: str | None = scope["client"][0] if scope.get("client") else None
         route = self.routes.table.match(path)
         decision = decide(
-            route, subject=bearer_subject(_header(headers, b"authorization")), client_ip=client_ip
+            route,
+            subject=bearer_subject(_header(headers, b"authorization")),
+            client_ip=self._client(peer, headers),
         )
         if (
             decision.side is Side.LEGACY
@@ -175,7 +178,7 @@ class Gateway:
             return
         up_headers = upstream_request_headers(
             headers,
-            client_ip=client_ip,
+            client_ip=peer,  # appended to X-Forwarded-For: the hop this gateway received
             scheme=scope.get("scheme", "http"),
             host=_header(headers, b"host"),
             rid=rid,
@@ -234,6 +237,15 @@ class Gateway:
         kept = await self._relay(response, send, rid, capture=shadow_task is not None)
         if shadow_task is not None and kept is not None:
             self._compare_later(decision, method, path, rid, kept, shadow_task)
+
+    def _client(self, peer: str | None, headers: RawHeaders) -> str | None:
+        """The client an anonymous canary is bucketed by: the peer, or the right-most hop of
+        X-Forwarded-For that no trusted proxy wrote (`VORTEX_TRUSTED_PROXIES`)."""
+        proxies = self.settings.trusted_proxies
+        if peer is None or not proxies:
+            return peer
+        forwarded = [v.decode("latin-1") for n, v in headers if n.lower() == b"x-forwarded-for"]
+        return forwarded_client(peer, forwarded, proxies)
 
     async def _relay(
         self, response: UpstreamAnswer, send: Send, rid: str, *, capture: bool
