@@ -321,8 +321,12 @@ async def _bench(
             for op in ops.values():  # warm-up
                 await _measure(op, 20, args.in_flight, Samples())
             results = {name: Samples() for name in ops}
-            for _ in range(args.rounds):
-                for name, op in ops.items():
+            for round_number in range(args.rounds):
+                # Counterbalanced (A B C D, then D C B A): a path pays for the server work the
+                # path before it left behind (visibility updates, history tasks), so a fixed
+                # order would always charge the same path for the same neighbour.
+                order = list(ops.items())
+                for name, op in order if round_number % 2 == 0 else reversed(order):
                     await _measure(op, args.count, args.in_flight, results[name])
             if args.cprofile:
                 await _profile_round(ops[stacks[-1].label], args)
