@@ -123,6 +123,9 @@ class Samples:
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
+    # ... of which this process's event-loop thread (workers' Python and the load client); the
+    # rest of "worker + client" is its other threads (the SDK's Rust core, span export).
+    loop_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -145,9 +148,11 @@ async def _measure(op: Op, count: int, in_flight: int, into: Samples) -> None:
             into.latencies.append(time.perf_counter() - started)
 
     before = _cpu_by_group()
+    loop_before = time.thread_time()
     started = time.perf_counter()
     await asyncio.gather(*(one(n) for n in range(count)))
     into.wall += time.perf_counter() - started
+    into.loop_cpu += time.thread_time() - loop_before
     for group, seconds in _cpu_by_group().items():
         into.cpu[group] = into.cpu.get(group, 0.0) + seconds - before.get(group, 0.0)
 
@@ -413,6 +418,7 @@ def _print(results: dict[str, Samples], args: argparse.Namespace) -> None:
             f"  {name:<60} "
             + "  ".join(f"{v:6.1f}" for v in per_op)
             + f"  total {sum(per_op):6.1f}"
+            + f"  (event-loop thread {1000 * s.loop_cpu / max(len(s.latencies), 1):5.1f})"
         )
     transfers = [name for name in results if name.startswith(TRANSFER)]
     for name in transfers:
