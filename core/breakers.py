@@ -12,7 +12,7 @@ refused, with a short `retry_after`: its success closes the breaker, its failure
 (purgatory itself lets every call through once half-open; a recovering system would get the
 whole backlog at once.)
 `ignore` tells which exceptions mean "the system answered" (a rejection, a 404) and must not
-count as failures; a cancellation never counts.
+count as failures; a cancellation counts neither as a failure nor as a success.
 
 State is per process (every API, worker and relay process has its own breakers): it shows in
 `vortex_breaker_state{name}` (0 closed, 1 half-open, 2 open), `vortex_breaker_opens_total{name}`
@@ -126,6 +126,11 @@ class BreakerBoard:
                 raise BreakerOpen(name, retry_after) from None
             try:
                 yield
+            except asyncio.CancelledError:
+                # No verdict either way: purgatory would count an excluded exception as a
+                # success, closing a half-open breaker on a trial that never finished (or
+                # resetting a closed one's failure count). The next call is the trial instead.
+                raise
             except BaseException as exc:
                 await circuit.__aexit__(type(exc), exc, exc.__traceback__)
                 raise

@@ -132,6 +132,30 @@ async def test_a_half_open_breaker_lets_one_trial_call_through_at_a_time() -> No
     assert calls == 3
 
 
+async def test_a_cancelled_trial_call_leaves_the_breaker_half_open_for_the_next_caller() -> None:
+    board = BreakerBoard(failure_threshold=1, recovery_seconds=0.05)
+    await _fail(board, Outage())
+
+    async def half_open() -> bool | None:
+        return board.state("rail").state == "half-open" or None
+
+    await eventually(half_open, max_wait=2)
+    started = asyncio.Event()
+
+    async def trial() -> None:
+        async with board.guard("rail"):
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(trial())
+    await started.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert board.state("rail").state == "half-open"  # no verdict from a trial that never ended
+    await _fail(board, Outage())  # the next caller is the trial, and its failure counts
+    assert board.state("rail").state == "open"
+
+
 async def test_a_cancelled_call_is_not_a_failure() -> None:
     board = BreakerBoard(failure_threshold=1, recovery_seconds=30)
 
