@@ -62,17 +62,31 @@ async def test_the_rail_webhook_joins_the_payment_trace(
         return found[0] if found else None
 
     webhook = await eventually(webhook_span, max_wait=15)
-    spans = tracing.get_finished_spans()
     (request,) = [
-        s for s in spans if s.name == "POST /api/payments/external" and s.kind == SpanKind.SERVER
+        s
+        for s in tracing.get_finished_spans()
+        if s.name == "POST /api/payments/external" and s.kind == SpanKind.SERVER
     ]
     assert trace_hex(webhook) == trace_hex(request)
+
+    def ancestors() -> list[str]:
+        """The webhook's finished ancestors, nearest first."""
+        spans = tracing.get_finished_spans()
+        by_id = {s.context.span_id: s for s in spans if trace_hex(s) == trace_hex(request)}
+        chain = []
+        span: ReadableSpan | None = webhook
+        while span is not None and span.parent is not None:
+            span = by_id.get(span.parent.span_id)
+            if span is not None:
+                chain.append(span.name)
+        return chain
+
+    async def up_to_the_submit() -> list[str] | None:
+        # A span is exported when it ends: the webhook can be answered before the rail call
+        # that caused it (and the activity around that call) has returned.
+        chain = ancestors()
+        return chain if "RunActivity:rail.submit" in chain else None
+
     # Its parent is the simulator's delivery call, itself below the rail activity's submit.
-    by_id = {s.context.span_id: s for s in spans if trace_hex(s) == trace_hex(request)}
-    chain = []
-    span: ReadableSpan | None = webhook
-    while span is not None and span.parent is not None:
-        span = by_id.get(span.parent.span_id)
-        if span is not None:
-            chain.append(span.name)
-    assert "RunActivity:rail.submit" in chain, chain
+    chain = await eventually(up_to_the_submit, max_wait=15)
+    assert "RunActivity:rail.submit" in chain
