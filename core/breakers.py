@@ -106,7 +106,7 @@ class BreakerBoard:
     @asynccontextmanager
     async def guard(self, name: str, ignore: Ignore | None = None) -> AsyncIterator[None]:
         """Run the body under breaker `name`; raises BreakerOpen while the breaker is open."""
-        exclude: list[Any] = [asyncio.CancelledError, BreakerOpen]
+        exclude: list[Any] = [BreakerOpen]  # a cancellation never reaches purgatory (below)
         if ignore is not None:
             exclude.append((Exception, ignore))
         circuit = await self._factory.get_breaker(name, exclude=exclude)

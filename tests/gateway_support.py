@@ -100,18 +100,8 @@ class Upstream:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free port; its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        lifespan="auto",
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=1,
-    )
+async def served(config: uvicorn.Config) -> AsyncIterator[str]:
+    """Run a uvicorn server with this config until the block ends; its base URL."""
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
@@ -120,10 +110,26 @@ async def serve(app: Any) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{config.host}:{config.port}"
     finally:
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free port; its base URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        log_config=None,
+        lifespan="auto",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=1,
+    )
+    async with served(config) as url:
+        yield url
 
 
 @dataclass

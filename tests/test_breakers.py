@@ -65,6 +65,15 @@ async def _fail(board: BreakerBoard, exc: Exception) -> None:
             raise exc
 
 
+async def _until_half_open(board: BreakerBoard) -> None:
+    """Wait (bounded) until the rail breaker's recovery time has passed."""
+
+    async def half_open() -> bool | None:
+        return board.state("rail").state == "half-open" or None
+
+    await eventually(half_open, max_wait=2)
+
+
 async def test_a_breaker_opens_after_the_threshold_and_closes_after_a_good_trial_call() -> None:
     board = BreakerBoard(failure_threshold=2, recovery_seconds=0.05)
     await _fail(board, Outage())
@@ -80,10 +89,7 @@ async def test_a_breaker_opens_after_the_threshold_and_closes_after_a_good_trial
             pytest.fail("an open breaker must not run the call")
     assert 0 < refused.value.retry_after <= 0.05
 
-    async def half_open() -> bool | None:
-        return board.state("rail").state == "half-open" or None
-
-    await eventually(half_open, max_wait=2)
+    await _until_half_open(board)
     async with board.guard("rail"):
         pass  # the trial call succeeds
     assert board.state("rail").state == "closed"
@@ -93,10 +99,7 @@ async def test_a_failed_trial_call_reopens_the_breaker() -> None:
     board = BreakerBoard(failure_threshold=1, recovery_seconds=0.05)
     await _fail(board, Outage())
 
-    async def half_open() -> bool | None:
-        return board.state("rail").state == "half-open" or None
-
-    await eventually(half_open, max_wait=2)
+    await _until_half_open(board)
     await _fail(board, Outage())
     assert board.state("rail").state == "open"
 
@@ -105,10 +108,7 @@ async def test_a_half_open_breaker_lets_one_trial_call_through_at_a_time() -> No
     board = BreakerBoard(failure_threshold=1, recovery_seconds=0.05)
     await _fail(board, Outage())
 
-    async def half_open() -> bool | None:
-        return board.state("rail").state == "half-open" or None
-
-    await eventually(half_open, max_wait=2)
+    await _until_half_open(board)
     trial_running, finish_trial = asyncio.Event(), asyncio.Event()
 
     async def trial() -> None:
@@ -136,10 +136,7 @@ async def test_a_cancelled_trial_call_leaves_the_breaker_half_open_for_the_next_
     board = BreakerBoard(failure_threshold=1, recovery_seconds=0.05)
     await _fail(board, Outage())
 
-    async def half_open() -> bool | None:
-        return board.state("rail").state == "half-open" or None
-
-    await eventually(half_open, max_wait=2)
+    await _until_half_open(board)
     started = asyncio.Event()
 
     async def trial() -> None:

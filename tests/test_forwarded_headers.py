@@ -4,11 +4,8 @@ peers in VORTEX_TRUSTED_PROXIES (decision 86)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,7 +15,7 @@ from core.db import SessionFactory
 from core.embedded import free_port
 from core.http_server import server_config
 from core.settings import Settings
-from tests.gateway_support import gateway_env, put_route
+from tests.gateway_support import gateway_env, put_route, served
 
 SPOOFED = {"x-forwarded-for": "198.51.100.66"}
 
@@ -32,25 +29,9 @@ async def _client_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@contextlib.asynccontextmanager
-async def _served(config: uvicorn.Config) -> AsyncIterator[None]:
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-
-
 async def _client_seen(config: uvicorn.Config) -> str:
-    async with _served(config), httpx.AsyncClient() as http:
-        answer = await http.get(f"http://127.0.0.1:{config.port}/", headers=SPOOFED)
+    async with served(config) as url, httpx.AsyncClient() as http:
+        answer = await http.get(f"{url}/", headers=SPOOFED)
     return answer.text
 
 
