@@ -43,7 +43,7 @@ from gateway.proxy import (
     UpstreamUnreachable,
     may_retry,
 )
-from gateway.routing import Decision, Side, bearer_subject, decide, path_template
+from gateway.routing import BY_USER, Decision, Side, bearer_subject, decide, path_template
 from gateway.table import RouteCache
 
 log = get_logger("gateway")
@@ -156,10 +156,11 @@ class Gateway:
         method: str = scope["method"]
         peer: str | None = scope["client"][0] if scope.get("client") else None
         route = self.routes.table.match(path)
+        by_user = route.mode in BY_USER  # only these modes look at who is asking
         decision = decide(
             route,
-            subject=bearer_subject(_header(headers, b"authorization")),
-            client_ip=self._client(peer, headers),
+            subject=bearer_subject(_header(headers, b"authorization")) if by_user else None,
+            client_ip=self._client(peer, headers) if by_user else None,
         )
         if (
             decision.side is Side.LEGACY

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
-import uuid
 from collections.abc import Iterable
 
 # RFC 9110 7.6.1 plus the de-facto ones (Proxy-Connection, Keep-Alive): meaningful for one
@@ -53,7 +52,7 @@ def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
             text = value.decode("latin-1")
             if 0 < len(text) <= 64 and text.isprintable():
                 return text
-    return uuid.uuid4().hex
+    return _random_hex(128)
 
 
 def traceparent(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -63,7 +62,13 @@ def traceparent(headers: Iterable[tuple[bytes, bytes]]) -> str:
             text = value.decode("latin-1").strip().lower()
             if _TRACEPARENT.match(text):
                 return text
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return f"00-{_random_hex(128)}-{_random_hex(64)}-01"
+
+
+def _random_hex(bits: int) -> str:
+    """A random non-zero id, in hex. Ids must be unique, not secret: the process's Mersenne
+    Twister (as OpenTelemetry's own id generator) instead of a system call per id."""
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
 
 
 def upstream_request_headers(

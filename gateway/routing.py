@@ -102,6 +102,9 @@ class Decision:
     reason: str = field(default="")
 
 
+BY_USER = frozenset({RouteMode.CANARY, RouteMode.COHORT})  # the modes that depend on the caller
+
+
 def decide(route: Route, *, subject: str | None, client_ip: str | None) -> Decision:
     """The side that answers a request on `route` for this user (or client address)."""
     if route.mode == RouteMode.NEW:
