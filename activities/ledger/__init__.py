@@ -30,6 +30,7 @@ from activities.ledger.accounts import (
     luhn_check_digit,
     new_account_number,
     open_account,
+    open_accounts,
 )
 from activities.ledger.batch import MAX_BATCH_ENTRIES, post_entries
 from activities.ledger.closure import close_account
@@ -97,6 +98,7 @@ __all__ = [
     "luhn_check_digit",
     "new_account_number",
     "open_account",
+    "open_accounts",
     "place_hold",
     "post_entries",
     "post_entry",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.ledger.engine import _ensure_system_accounts
-from activities.ledger.errors import UNKNOWN_USER, LedgerError
+from activities.ledger.errors import INVALID_REQUEST, UNKNOWN_USER, LedgerError
 from activities.ledger.events import _Event, _write_events
 from activities.ledger.validation import _currency, _fingerprint, _first_result, _key, _text
 from models.base import utcnow
@@ -133,3 +134,101 @@ async def open_account(session: AsyncSession, req: OpenAccountInput) -> OpenedAc
         if (first := await replay()) is not None:
             return first
     raise RuntimeError("could not allocate a unique account number")  # pragma: no cover
+
+
+async def open_accounts(
+    session: AsyncSession, reqs: Sequence[OpenAccountInput]
+) -> list[OpenedAccount]:
+    """Open many customer accounts at once (a migration's page): the same checks, numbers,
+    idempotency and `account.opened` events as `open_account`, in a few statements for the
+    whole list instead of several per account. Results are in the order of `reqs`."""
+    if not reqs:
+        return []
+    prepared = [
+        (
+            _key(req.idempotency_key),
+            _currency(req.currency),
+            _text(req.name, "name", 100, required=True),
+            _fingerprint("open_account", req, exclude={"idempotency_key"}),
+        )
+        for req in reqs
+    ]
+    conn = await session.connection()
+    keys = [key for key, *_ in prepared]
+    if len(set(keys)) != len(keys):
+        raise LedgerError(INVALID_REQUEST, "an idempotency key appears twice in the list")
+    used = set(
+        (
+            await conn.execute(
+                text("SELECT idempotency_key FROM ledger_accounts WHERE idempotency_key = ANY(:k)"),
+                {"k": keys},
+            )
+        ).scalars()
+    )
+    owners = {req.owner_user_id for req in reqs}
+    known = set(
+        (
+            await conn.execute(
+                text("SELECT id FROM users WHERE id = ANY(:ids)"), {"ids": list(owners)}
+            )
+        ).scalars()
+    )
+    if unknown := owners - known:
+        raise LedgerError(UNKNOWN_USER, "unknown user", user_id=str(min(unknown)))
+    for currency in sorted({currency for _, currency, _, _ in prepared}):
+        await _ensure_system_accounts(conn, currency)
+    now = utcnow()
+    fresh = [
+        (req, key, currency, name, digest, uuid.uuid4(), new_account_number())
+        for req, (key, currency, name, digest) in zip(reqs, prepared, strict=True)
+        if key not in used
+    ]
+    inserted = set(
+        (
+            await conn.execute(
+                text(
+                    "INSERT INTO ledger_accounts (id, kind, type, owner_user_id, name, number, "
+                    "currency, status, posted, held, idempotency_key, request_hash, opened_at, "
+                    "updated_at) SELECT id, 'customer', type, owner, name, number, currency, "
+                    "'open', 0, 0, key, hash, :now, :now FROM unnest(CAST(:ids AS uuid[]), "
+                    "CAST(:types AS text[]), CAST(:owners AS uuid[]), CAST(:names AS text[]), "
+                    "CAST(:numbers AS text[]), CAST(:currencies AS text[]), "
+                    "CAST(:keys AS text[]), CAST(:hashes AS text[])) "
+                    "AS r(id, type, owner, name, number, currency, key, hash) "
+                    "ON CONFLICT DO NOTHING RETURNING id"
+                ),
+                {
+                    "now": now,
+                    "ids": [f[5] for f in fresh],
+                    "types": [f[0].type.value for f in fresh],
+                    "owners": [f[0].owner_user_id for f in fresh],
+                    "names": [f[3] for f in fresh],
+                    "numbers": [f[6] for f in fresh],
+                    "currencies": [f[2] for f in fresh],
+                    "keys": [f[1] for f in fresh],
+                    "hashes": [f[4] for f in fresh],
+                },
+            )
+        ).scalars()
+    )
+    opened: dict[str, OpenedAccount] = {}
+    events = []
+    for req, key, currency, name, _, account_id, number in fresh:
+        if account_id not in inserted:
+            continue  # a number taken (or the key, concurrently): the single path below
+        opened[key] = OpenedAccount(
+            account_id=account_id,
+            number=number,
+            owner_user_id=req.owner_user_id,
+            currency=currency,
+            type=req.type,
+            opened_at=now,
+        )
+        payload = {**opened[key].model_dump(mode="json"), "name": name}
+        events.append(_Event("account.opened", account_id, req.owner_user_id, payload))
+    await _write_events(conn, events, now)
+    # Keys used before are replayed (or refused if reused for another request) one by one.
+    return [
+        opened[key] if key in opened else await open_account(session, req)
+        for req, (key, *_) in zip(reqs, prepared, strict=True)
+    ]

@@ -10,15 +10,20 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.ledger import open_account
-from activities.migration.posting import post_migration_amount
-from activities.migration.records import new_ids, quarantine, remember
+from activities.ledger import LedgerError, open_account, open_accounts
+from activities.migration.posting import (
+    MigrationAmount,
+    post_migration_amount,
+    post_migration_amounts,
+)
+from activities.migration.records import new_ids, quarantine, remember, remember_all
 from models.ledger.payloads import OpenAccountInput
 from models.ledger.tables import AccountType
 from models.migration.tables import MigrationDomain
 from models.money import CurrencyError, get_currency, parse_amount
 
 DOMAIN = MigrationDomain.ACCOUNTS
+OPENING = "Opening balance brought over from the previous system"
 
 
 def opening_key(legacy_id: int) -> str:
@@ -63,28 +68,75 @@ async def import_account(session: AsyncSession, row: dict[str, Any]) -> bool:
         await quarantine(session, DOMAIN, legacy_id, reason, f"legacy account {legacy_id}")
         return False
     assert owner is not None
-    currency = str(row["currency"]).upper()
-    opened = await open_account(
-        session,
-        OpenAccountInput(
-            idempotency_key=f"migration:account:{legacy_id}:open",
-            owner_user_id=owner,
-            currency=currency,
-            type=AccountType.SAVINGS if row["kind"] == "savings" else AccountType.CHECKING,
-            name=str(row["name"] or "Account")[:100],
-        ),
-    )
+    opened = await open_account(session, _opening(row, owner))
     await post_migration_amount(
         session,
         key=opening_key(legacy_id),
         account_id=opened.account_id,
-        currency=currency,
+        currency=opened.currency,
         amount=balance,
         kind="migration_opening",
-        description="Opening balance brought over from the previous system",
+        description=OPENING,
     )
     await remember(session, DOMAIN, legacy_id, opened.account_id)
     return True
+
+
+async def import_accounts(session: AsyncSession, rows: list[dict[str, Any]]) -> bool:
+    """Import a page of legacy accounts as `import_account` does each, in a handful of
+    statements: the accounts opened together, the opening balances posted as one ledger batch.
+    False (and nothing done) when the ledger refused one of them: the caller then imports the
+    page row by row, which quarantines that row and keeps the others."""
+    owners = await new_ids(session, MigrationDomain.USERS, (int(r["user_id"]) for r in rows))
+    accepted: list[tuple[dict[str, Any], int, uuid.UUID]] = []
+    for row in rows:
+        reason, balance = _problem(row)
+        owner = owners.get(int(row["user_id"]))
+        if not reason and owner is None:
+            reason = "owner_not_migrated"
+        if reason:
+            legacy_id = int(row["id"])
+            await quarantine(session, DOMAIN, legacy_id, reason, f"legacy account {legacy_id}")
+        else:
+            assert owner is not None
+            accepted.append((row, balance, owner))
+    if not accepted:
+        return True
+    try:
+        async with session.begin_nested():
+            opened = await open_accounts(session, [_opening(row, o) for row, _, o in accepted])
+            await post_migration_amounts(
+                session,
+                [
+                    MigrationAmount(
+                        key=opening_key(int(row["id"])),
+                        account_id=account.account_id,
+                        currency=account.currency,
+                        amount=balance,
+                        kind="migration_opening",
+                        description=OPENING,
+                    )
+                    for (row, balance, _), account in zip(accepted, opened, strict=True)
+                ],
+            )
+    except LedgerError:
+        return False
+    mapped = {
+        int(row["id"]): account.account_id
+        for (row, _, _), account in zip(accepted, opened, strict=True)
+    }
+    await remember_all(session, DOMAIN, mapped)
+    return True
+
+
+def _opening(row: dict[str, Any], owner: uuid.UUID) -> OpenAccountInput:
+    return OpenAccountInput(
+        idempotency_key=f"migration:account:{int(row['id'])}:open",
+        owner_user_id=owner,
+        currency=str(row["currency"]).upper(),
+        type=AccountType.SAVINGS if row["kind"] == "savings" else AccountType.CHECKING,
+        name=str(row["name"] or "Account")[:100],
+    )
 
 
 async def follow_balance(

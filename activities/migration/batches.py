@@ -1,5 +1,7 @@
-"""Backfill batches and change-data-capture batches: each one transaction on our side, each
-row in its own savepoint (a row the ledger refuses is quarantined, the batch goes on)."""
+"""Backfill batches and change-data-capture batches: each one transaction on our side. A
+backfill page is imported set-based; change events, and an accounts page the ledger refused part
+of, go row by row, each row in its own savepoint (a row the ledger refuses is quarantined, the
+batch goes on)."""
 
 from __future__ import annotations
 
@@ -79,11 +81,15 @@ async def backfill_batch(
     async with transaction(sessions) as session:
         done = await new_ids(session, inp.domain, (int(r["id"]) for r in rows))
         todo = [r for r in rows if int(r["id"]) not in done]
+        # The whole page in a few statements; a page the ledger refuses part of goes row by
+        # row instead, so that the refused row is quarantined and the others imported.
         if inp.domain == MigrationDomain.TRANSACTIONS:
-            # history moves no money: the whole page in a few statements
-            await history.import_transactions(session, todo)
-        for row in todo if inp.domain != MigrationDomain.TRANSACTIONS else ():
-            await _guarded(session, inp.domain, int(row["id"]), importer(session, row))
+            await history.import_transactions(session, todo)  # history moves no money
+        elif inp.domain == MigrationDomain.USERS:
+            await users.import_users(session, todo)
+        elif not await accounts.import_accounts(session, todo):
+            for row in todo:
+                await _guarded(session, inp.domain, int(row["id"]), importer(session, row))
         last_id = int(rows[-1]["id"]) if rows else inp.after_id
         migrated, quarantined, _ = await _record_progress(
             session, inp.domain, backfill_cursor=last_id

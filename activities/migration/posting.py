@@ -3,13 +3,15 @@ balanced two-leg entry between the customer account and the currency's migration
 account, idempotent on its key (`migration:account:<legacy id>:opening`, `...:event:<id>`).
 
 It goes through the ledger's batch posting path (`activities.ledger.batch.post_entries`, atomic:
-the same invariants, idempotency and outbox events as the single path), one entry per call for
-now; collecting a whole page's openings into one batch is the next step, and only here.
+the same invariants, idempotency and outbox events as the single path): a catch-up adjustment
+alone, a page's opening balances as one batch (`post_migration_amounts`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -48,6 +50,19 @@ async def migration_equity_account(session: AsyncSession, currency: str) -> uuid
     return created
 
 
+@dataclass(frozen=True)
+class MigrationAmount:
+    """One amount to book against migration equity (see `post_migration_amount`)."""
+
+    key: str
+    account_id: uuid.UUID
+    currency: str
+    amount: int
+    kind: str
+    description: str
+    occurred_at: datetime | None = None
+
+
 async def post_migration_amount(
     session: AsyncSession,
     *,
@@ -61,27 +76,49 @@ async def post_migration_amount(
 ) -> uuid.UUID | None:
     """Credit (amount > 0) or debit (< 0) a customer account against migration equity; returns
     the entry id (the first one on a retry), None for a zero amount (nothing to book)."""
-    if amount == 0:
-        return None
-    equity = await migration_equity_account(session, currency)
-    entry = PostEntryInput(
-        idempotency_key=key,
-        kind=kind,
-        description=description,
-        occurred_at=occurred_at,
-        legs=[
-            EntryLeg(
-                account_id=account_id,
-                amount=amount,
-                currency=currency,
-                description=description,
-                counterparty="Previous banking system",
-                category="transfer",
-            ),
-            EntryLeg(account_id=equity, amount=-amount, currency=currency),
-        ],
-    )
-    batch = await post_entries(session, PostEntryBatchInput(atomic=True, entries=[entry]))
-    posted = batch.results[0].entry
-    assert posted is not None  # atomic: a rejection raised its LedgerError
-    return posted.entry_id
+    amount_in = MigrationAmount(key, account_id, currency, amount, kind, description, occurred_at)
+    return (await post_migration_amounts(session, [amount_in]))[0]
+
+
+async def post_migration_amounts(
+    session: AsyncSession, amounts: Sequence[MigrationAmount]
+) -> list[uuid.UUID | None]:
+    """Book many amounts as one atomic ledger batch (a refusal raises its LedgerError and the
+    caller's transaction or savepoint undoes the rest); entry ids in order, None for zeros."""
+    equity: dict[str, uuid.UUID] = {}
+    entries: list[PostEntryInput] = []
+    for item in amounts:
+        if item.amount == 0:
+            continue
+        if item.currency not in equity:
+            equity[item.currency] = await migration_equity_account(session, item.currency)
+        entries.append(
+            PostEntryInput(
+                idempotency_key=item.key,
+                kind=item.kind,
+                description=item.description,
+                occurred_at=item.occurred_at,
+                legs=[
+                    EntryLeg(
+                        account_id=item.account_id,
+                        amount=item.amount,
+                        currency=item.currency,
+                        description=item.description,
+                        counterparty="Previous banking system",
+                        category="transfer",
+                    ),
+                    EntryLeg(
+                        account_id=equity[item.currency],
+                        amount=-item.amount,
+                        currency=item.currency,
+                    ),
+                ],
+            )
+        )
+    posted: dict[str, uuid.UUID] = {}
+    if entries:
+        batch = await post_entries(session, PostEntryBatchInput(atomic=True, entries=entries))
+        for entry_in, result in zip(entries, batch.results, strict=True):
+            assert result.entry is not None  # atomic: a rejection raised its LedgerError
+            posted[entry_in.idempotency_key] = result.entry.entry_id
+    return [posted.get(item.key) for item in amounts]

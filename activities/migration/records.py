@@ -64,3 +64,24 @@ async def quarantine(
             "detail": detail[:500],
         },
     )
+
+
+async def remember_all(
+    session: AsyncSession, domain: MigrationDomain, mapped: dict[int, uuid.UUID]
+) -> None:
+    """`remember` for a whole page: two statements."""
+    if not mapped:
+        return
+    legacy_ids = list(mapped)
+    await session.execute(
+        text(
+            "INSERT INTO migration_identities (id, domain, legacy_id, new_id) "
+            "SELECT gen_random_uuid(), :domain, legacy_id, new_id "
+            "FROM unnest(CAST(:legacy AS bigint[]), CAST(:new AS uuid[])) AS r(legacy_id, new_id)"
+        ),
+        {"domain": domain.value, "legacy": legacy_ids, "new": [mapped[i] for i in legacy_ids]},
+    )
+    await session.execute(
+        text("DELETE FROM migration_quarantine WHERE domain = :domain AND legacy_id = ANY(:ids)"),
+        {"domain": domain.value, "ids": legacy_ids},
+    )
