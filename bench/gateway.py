@@ -1,10 +1,12 @@
 """Gateway overhead: p50/p99 latency of requests through `vortex gateway serve` against direct
-calls to the same upstream, in the same run, for two upstreams:
+calls to the same upstream, in the same run, for three upstreams:
 
 - `bare`: `bench.bare_api` (FastAPI + asyncpg, one row per request), the cheapest real answer,
   so the gateway's own cost shows at its largest;
 - `api`: the real `vortex api` answering the demo customer's `GET /api/accounts` with a session
-  token (what the gateway really fronts; seeded through a Temporal dev server as `bench reads`).
+  token (what the gateway really fronts; seeded through a Temporal dev server as `bench reads`);
+- `legacy`: the monolith simulator (`vortex legacy serve`, its own database) answering a seeded
+  customer's `GET /api/accounts` with its legacy token: the gateway's other, catch-all side.
 
 Upstream and gateway run in their own processes on uvloop/httptools, as in production. The load
 generator (bench/load.py) is `wrk` when installed, else aiohttp in this process: `--connections`
@@ -14,8 +16,8 @@ measured; wrk does not. Direct and gateway runs take turns in `--rounds` rounds 
 hits both alike; the ratio is of the medians over the rounds. Every route of the (empty) table
 falls back to legacy, pointed at the upstream.
 
-`gateway_overhead(stores, ...)` and `api_overhead(stores, ...)` are the measurements as
-functions (for `bench ARGS=migration`); `format_overhead` prints one.
+`gateway_overhead`, `api_overhead` and `legacy_overhead` (each `(stores, ...)`) are the
+measurements as functions (for `bench ARGS=migration`); `format_overhead` prints one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import make_url
@@ -51,9 +54,10 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", type=int, default=4, help="concurrent clients")
     parser.add_argument(
         "--upstream",
-        choices=["bare", "api", "both"],
-        default="both",
-        help="bare: bench.bare_api one-row read; api: the real API's GET /api/accounts",
+        choices=["bare", "api", "legacy", "both", "all"],
+        default="all",
+        help="bare: bench.bare_api one-row read; api: the real API's GET /api/accounts; "
+        "legacy: the monolith simulator's GET /api/accounts; both: bare and api; all: the three",
     )
 
 
@@ -132,7 +136,7 @@ async def measure_overhead(
     upstream_pid: int,
     *,
     label: str,
-    token: str | None = None,
+    headers: dict[str, str] | None = None,
     seconds: float,
     rounds: int,
     warmup: float,
@@ -149,7 +153,7 @@ async def measure_overhead(
         "VORTEX_GATEWAY_NEW_URL": upstream_url,
         "VORTEX_LOG_LEVEL": "WARNING",
     }
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = headers or {}
     direct, through = Series(), Series()
     load = generator(load_choice)
     async with python_server(
@@ -193,13 +197,65 @@ async def api_overhead(
                 "/api/accounts",
                 api.pid,
                 label="vortex api GET /api/accounts (session token)",
-                token=token,
+                headers={"Authorization": f"Bearer {token}"},
                 seconds=seconds,
                 rounds=rounds,
                 warmup=warmup,
                 connections=connections,
                 load_choice=load_choice,
             )
+
+
+async def legacy_overhead(
+    stores: Stores,
+    *,
+    seconds: float = 3.0,
+    rounds: int = 3,
+    warmup: float = 1.0,
+    connections: int = 4,
+    load_choice: str = "auto",
+) -> OverheadResult:
+    """Direct and gateway latencies with the legacy monolith simulator as the upstream (the
+    gateway's catch-all side): a seeded customer's `GET /api/accounts` with its legacy token."""
+    import httpx
+
+    from legacysim.schema import create_schema, drop_database, ensure_database, legacy_url_beside
+    from legacysim.seed import seed
+
+    url = legacy_url_beside(stores.database_url, f"vortex_legacy_bench_{uuid.uuid4().hex[:8]}")
+    await ensure_database(url)
+    try:
+        await create_schema(url)
+        seeded = await seed(url, users=5, rounds=4)
+        email, password = seeded.credentials[0]
+        port = free_port()
+        env = os.environ | {
+            "VORTEX_LEGACY_DATABASE_URL": url,
+            "VORTEX_LEGACY_PORT": str(port),
+            "VORTEX_LOG_LEVEL": "WARNING",
+        }
+        async with python_server(port, ["-m", "cli.main", "legacy", "serve"], env=env) as legacy:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base) as http:
+                login = await http.post(
+                    "/api/auth/login", json={"username": email, "password": password}
+                )
+                login.raise_for_status()
+            return await measure_overhead(
+                stores,
+                base,
+                "/api/accounts",
+                legacy.pid,
+                label="legacy monolith (legacysim) GET /api/accounts (legacy token)",
+                headers={"Authorization": f"Token {login.json()['token']}"},
+                seconds=seconds,
+                rounds=rounds,
+                warmup=warmup,
+                connections=connections,
+                load_choice=load_choice,
+            )
+    finally:
+        await drop_database(url)
 
 
 def format_overhead(result: OverheadResult) -> str:
@@ -238,11 +294,14 @@ async def overhead_main(args: argparse.Namespace) -> int:
     }
     results = []
     async with bench_stores(args.database_url) as stores:
-        if args.upstream in ("bare", "both"):
+        if args.upstream in ("bare", "both", "all"):
             results.append(await gateway_overhead(stores, **options))
             print(format_overhead(results[-1]), "\n", flush=True)
-        if args.upstream in ("api", "both"):
+        if args.upstream in ("api", "both", "all"):
             results.append(await api_overhead(stores, **options))
+            print(format_overhead(results[-1]), "\n", flush=True)
+        if args.upstream in ("legacy", "all"):
+            results.append(await legacy_overhead(stores, **options))
             print(format_overhead(results[-1]), flush=True)
     errors = sum(r.direct.errors + r.gateway.errors for r in results)
     return 0 if errors == 0 else 1
