@@ -16,8 +16,8 @@ measured; wrk does not. Direct and gateway runs take turns in `--rounds` rounds 
 hits both alike; the ratio is of the medians over the rounds. Every route of the (empty) table
 falls back to legacy, pointed at the upstream.
 
-`gateway_overhead`, `api_overhead` and `legacy_overhead` (each `(stores, ...)`) are the
-measurements as functions (for `bench ARGS=migration`); `format_overhead` prints one.
+`gateway_overhead`, `api_overhead` and `legacy_overhead` (each `(stores, LoadOptions)`) are
+the measurements as functions (for `bench ARGS=migration`); `format_overhead` prints one.
 """
 
 from __future__ import annotations
@@ -66,6 +66,18 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(overhead_main(args))
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How each path is loaded: seconds per round, rounds, untimed warm-up seconds, closed-loop
+    connections, and the load generator (`auto`, `wrk`, `aiohttp`)."""
+
+    seconds: float = 3.0
+    rounds: int = 3
+    warmup: float = 1.0
+    connections: int = 4
+    load_choice: str = "auto"
+
+
 @dataclass
 class OverheadResult:
     """Direct against gateway, and the settings of the run."""
@@ -96,15 +108,7 @@ class OverheadResult:
         return " ".join(f"{g.p50_ms / d.p50_ms:.2f}" for d, g in pairs if d.p50_ms)
 
 
-async def gateway_overhead(
-    stores: Stores,
-    *,
-    seconds: float = 3.0,
-    rounds: int = 3,
-    warmup: float = 1.0,
-    connections: int = 4,
-    load_choice: str = "auto",
-) -> OverheadResult:
+async def gateway_overhead(stores: Stores, options: LoadOptions) -> OverheadResult:
     """Direct and gateway latencies with `bench.bare_api` (one-row read) as the upstream."""
     dsn = (
         make_url(stores.database_url)
@@ -121,11 +125,7 @@ async def gateway_overhead(
             "/row",
             upstream.pid,
             label="bench.bare_api GET /row (one-row read)",
-            seconds=seconds,
-            rounds=rounds,
-            warmup=warmup,
-            connections=connections,
-            load_choice=load_choice,
+            options=options,
         )
 
 
@@ -137,11 +137,7 @@ async def measure_overhead(
     *,
     label: str,
     headers: dict[str, str] | None = None,
-    seconds: float,
-    rounds: int,
-    warmup: float,
-    connections: int,
-    load_choice: str,
+    options: LoadOptions,
 ) -> OverheadResult:
     """Start `vortex gateway serve` in front of a running upstream and load both ways."""
     gateway_port = free_port()
@@ -155,7 +151,8 @@ async def measure_overhead(
     }
     headers = headers or {}
     direct, through = Series(), Series()
-    load = generator(load_choice)
+    load = generator(options.load_choice)
+    connections, seconds, rounds = options.connections, options.seconds, options.rounds
     async with python_server(
         gateway_port, ["-m", "cli.main", "gateway", "serve"], env=env
     ) as gateway:
@@ -165,22 +162,14 @@ async def measure_overhead(
             "gateway": f"http://127.0.0.1:{gateway_port}{path}",
         }
         for url in urls.values():
-            await load(url, headers, connections, warmup, pids)
+            await load(url, headers, connections, options.warmup, pids)
         for _ in range(rounds):
             direct.runs.append(await load(urls["direct"], headers, connections, seconds, pids))
             through.runs.append(await load(urls["gateway"], headers, connections, seconds, pids))
     return OverheadResult(direct, through, connections, seconds, rounds, label, load.__name__)
 
 
-async def api_overhead(
-    stores: Stores,
-    *,
-    seconds: float = 3.0,
-    rounds: int = 3,
-    warmup: float = 1.0,
-    connections: int = 4,
-    load_choice: str = "auto",
-) -> OverheadResult:
+async def api_overhead(stores: Stores, options: LoadOptions) -> OverheadResult:
     """Direct and gateway latencies with the real `vortex api` as the upstream: the demo
     customer's `GET /api/accounts` with a session token (Temporal dev server for the seed)."""
     from bench.reads import _seed
@@ -198,23 +187,11 @@ async def api_overhead(
                 api.pid,
                 label="vortex api GET /api/accounts (session token)",
                 headers={"Authorization": f"Bearer {token}"},
-                seconds=seconds,
-                rounds=rounds,
-                warmup=warmup,
-                connections=connections,
-                load_choice=load_choice,
+                options=options,
             )
 
 
-async def legacy_overhead(
-    stores: Stores,
-    *,
-    seconds: float = 3.0,
-    rounds: int = 3,
-    warmup: float = 1.0,
-    connections: int = 4,
-    load_choice: str = "auto",
-) -> OverheadResult:
+async def legacy_overhead(stores: Stores, options: LoadOptions) -> OverheadResult:
     """Direct and gateway latencies with the legacy monolith simulator as the upstream (the
     gateway's catch-all side): a seeded customer's `GET /api/accounts` with its legacy token."""
     import httpx
@@ -248,11 +225,7 @@ async def legacy_overhead(
                 legacy.pid,
                 label="legacy monolith (legacysim) GET /api/accounts (legacy token)",
                 headers={"Authorization": f"Token {login.json()['token']}"},
-                seconds=seconds,
-                rounds=rounds,
-                warmup=warmup,
-                connections=connections,
-                load_choice=load_choice,
+                options=options,
             )
     finally:
         await drop_database(url)
@@ -285,23 +258,17 @@ def format_overhead(result: OverheadResult) -> str:
 
 async def overhead_main(args: argparse.Namespace) -> int:
     """Print the gateway's overhead against direct calls; 1 if a request failed."""
-    options = {
-        "seconds": args.seconds,
-        "rounds": args.rounds,
-        "warmup": args.warmup,
-        "connections": args.connections,
-        "load_choice": args.load,
-    }
+    options = LoadOptions(args.seconds, args.rounds, args.warmup, args.connections, args.load)
     results = []
     async with bench_stores(args.database_url) as stores:
         if args.upstream in ("bare", "both", "all"):
-            results.append(await gateway_overhead(stores, **options))
+            results.append(await gateway_overhead(stores, options))
             print(format_overhead(results[-1]), "\n", flush=True)
         if args.upstream in ("api", "both", "all"):
-            results.append(await api_overhead(stores, **options))
+            results.append(await api_overhead(stores, options))
             print(format_overhead(results[-1]), "\n", flush=True)
         if args.upstream in ("legacy", "all"):
-            results.append(await legacy_overhead(stores, **options))
+            results.append(await legacy_overhead(stores, options))
             print(format_overhead(results[-1]), flush=True)
     errors = sum(r.direct.errors + r.gateway.errors for r in results)
     return 0 if errors == 0 else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,26 +115,34 @@ async def open_account(session: AsyncSession, req: OpenAccountInput) -> OpenedAc
             )
         ).first()
         if inserted is not None:
-            opened = OpenedAccount(
-                account_id=account_id,
-                number=number,
-                owner_user_id=req.owner_user_id,
-                currency=currency,
-                type=req.type,
-                opened_at=now,
-            )
-            event = _Event(
-                "account.opened",
-                account_id,
-                req.owner_user_id,
-                {**opened.model_dump(mode="json"), "name": name},
-            )
+            opened, event = _opened(req, account_id, number, currency, name, now)
             await _write_events(conn, [event], now)
             return opened
         # Either a concurrent request with the same key won, or the number was taken.
         if (first := await replay()) is not None:
             return first
     raise RuntimeError("could not allocate a unique account number")  # pragma: no cover
+
+
+def _opened(
+    req: OpenAccountInput,
+    account_id: uuid.UUID,
+    number: str,
+    currency: str,
+    name: str | None,
+    now: datetime,
+) -> tuple[OpenedAccount, _Event]:
+    """An opened account's result and its `account.opened` event."""
+    opened = OpenedAccount(
+        account_id=account_id,
+        number=number,
+        owner_user_id=req.owner_user_id,
+        currency=currency,
+        type=req.type,
+        opened_at=now,
+    )
+    payload = {**opened.model_dump(mode="json"), "name": name}
+    return opened, _Event("account.opened", account_id, req.owner_user_id, payload)
 
 
 async def open_accounts(
@@ -212,20 +221,12 @@ async def open_accounts(
         ).scalars()
     )
     opened: dict[str, OpenedAccount] = {}
-    events = []
+    events: list[_Event] = []
     for req, key, currency, name, _, account_id, number in fresh:
         if account_id not in inserted:
             continue  # a number taken (or the key, concurrently): the single path below
-        opened[key] = OpenedAccount(
-            account_id=account_id,
-            number=number,
-            owner_user_id=req.owner_user_id,
-            currency=currency,
-            type=req.type,
-            opened_at=now,
-        )
-        payload = {**opened[key].model_dump(mode="json"), "name": name}
-        events.append(_Event("account.opened", account_id, req.owner_user_id, payload))
+        opened[key], event = _opened(req, account_id, number, currency, name, now)
+        events.append(event)
     await _write_events(conn, events, now)
     # Keys used before are replayed (or refused if reused for another request) one by one.
     return [
