@@ -32,17 +32,7 @@ async def remember(
     session: AsyncSession, domain: MigrationDomain, legacy_id: int, new_id: uuid.UUID
 ) -> None:
     """Map a legacy row to its new id, and lift any earlier quarantine of that row."""
-    await session.execute(
-        text(
-            "INSERT INTO migration_identities (id, domain, legacy_id, new_id) "
-            "VALUES (:id, :domain, :legacy_id, :new_id)"
-        ),
-        {"id": uuid.uuid4(), "domain": domain.value, "legacy_id": legacy_id, "new_id": new_id},
-    )
-    await session.execute(
-        text("DELETE FROM migration_quarantine WHERE domain = :domain AND legacy_id = :id"),
-        {"domain": domain.value, "id": legacy_id},
-    )
+    await remember_all(session, domain, {legacy_id: new_id})
 
 
 async def quarantine(
@@ -69,7 +59,8 @@ async def quarantine(
 async def remember_all(
     session: AsyncSession, domain: MigrationDomain, mapped: dict[int, uuid.UUID]
 ) -> None:
-    """`remember` for a whole page: two statements."""
+    """Map legacy rows to their new ids and lift any earlier quarantine of them: two
+    statements, however many rows."""
     if not mapped:
         return
     legacy_ids = list(mapped)

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.migration.records import quarantine, remember, remember_all
+from activities.migration.records import quarantine, remember_all
 from core.crypto import is_legacy_password_hash
 from models.identity.tables import RecoveryCode
 from models.migration.tables import MigrationDomain
@@ -61,10 +61,11 @@ async def _problem(session: AsyncSession, row: dict[str, Any], user_id: uuid.UUI
     return ""
 
 
-async def import_users(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Import a page of legacy users as `import_user` does each, in a handful of statements:
-    the checks per row first, then one insert per table for the page. Rows are taken in order,
-    so of two with the same email the first is imported and the second quarantined."""
+async def import_users(session: AsyncSession, rows: list[dict[str, Any]]) -> set[int]:
+    """Create the users (pending, legacy hash, awaiting MFA) in a handful of statements: the
+    checks per row first, then one insert per table for the page; the legacy ids imported (the
+    others were quarantined). Rows are taken in order, so of two with the same email the first
+    is imported and the second quarantined."""
     candidates: list[tuple[dict[str, Any], str]] = []
     for row in rows:
         reason, email = _row_problem(row)
@@ -83,12 +84,13 @@ async def import_users(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     accepted: list[tuple[dict[str, Any], str, uuid.UUID]] = []
     for row, email in candidates:
         if email in taken:
-            await quarantine(session, DOMAIN, int(row["id"]), "duplicate_email", "legacy user")
+            detail = f"legacy user {row['id']}"
+            await quarantine(session, DOMAIN, int(row["id"]), "duplicate_email", detail)
             continue
         taken.add(email)
         accepted.append((row, email, uuid.uuid4()))
     if not accepted:
-        return
+        return set()
     names = [_names(str(row["full_name"])) for row, _, _ in accepted]
     await session.execute(
         text(
@@ -117,41 +119,12 @@ async def import_users(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
         {"ids": [user_id for _, _, user_id in accepted]},
     )
     await remember_all(session, DOMAIN, {int(row["id"]): uid for row, _, uid in accepted})
+    return {int(row["id"]) for row, _, _ in accepted}
 
 
 async def import_user(session: AsyncSession, row: dict[str, Any]) -> bool:
     """Create the user (pending, legacy hash, awaiting MFA); False when it was quarantined."""
-    reason = await _problem(session, row, None)
-    if reason:
-        await quarantine(session, DOMAIN, int(row["id"]), reason, f"legacy user {row['id']}")
-        return False
-    email = _email(str(row["email"]))
-    first, last = _names(str(row["full_name"]))
-    user_id = uuid.uuid4()
-    await session.execute(
-        text(
-            "INSERT INTO users (id, email, first_name, last_name, password_hash, status, "
-            "mfa_enabled, created_at, updated_at) VALUES (:id, :email, :first, :last, :hash, "
-            "'pending', false, :created, now())"
-        ),
-        {
-            "id": user_id,
-            "email": email,
-            "first": first,
-            "last": last,
-            "hash": row["password_digest"],
-            "created": row["created_at"],
-        },
-    )
-    await session.execute(
-        text(
-            "INSERT INTO registrations (id, user_id, status, created_at, updated_at) "
-            "VALUES (:id, :user_id, 'awaiting_mfa', now(), now())"
-        ),
-        {"id": uuid.uuid4(), "user_id": user_id},
-    )
-    await remember(session, DOMAIN, int(row["id"]), user_id)
-    return True
+    return int(row["id"]) in await import_users(session, [row])
 
 
 async def update_user(session: AsyncSession, user_id: uuid.UUID, row: dict[str, Any]) -> bool:
