@@ -68,11 +68,16 @@ class LedgerReport(BaseModel):
     checked_at: datetime
     currencies: list[CurrencyReport]
     entries_without_postings: int = 0
+    rows_with_broken_references: int = 0
 
     @property
     def ok(self) -> bool:
-        """True when every currency passes and no entry lacks postings."""
-        return self.entries_without_postings == 0 and all(c.ok for c in self.currencies)
+        """True when every currency passes, no entry lacks postings and every reference holds."""
+        return (
+            self.entries_without_postings == 0
+            and self.rows_with_broken_references == 0
+            and all(c.ok for c in self.currencies)
+        )
 
 
 _ACCOUNTS = text(
@@ -113,6 +118,18 @@ _FOREIGN = text(
 _EMPTY_ENTRIES = text(
     "SELECT count(*) FROM journal_entries e "
     "WHERE NOT EXISTS (SELECT 1 FROM postings p WHERE p.entry_id = e.id)"
+)
+
+# The references that triggers check per statement (decision 90), checked again over the whole
+# ledger: postings to an entry and an account, transactions to their account's owner and entry.
+_BROKEN_REFERENCES = text(
+    "SELECT (SELECT count(*) FROM postings p WHERE NOT EXISTS "
+    "(SELECT 1 FROM journal_entries e WHERE e.id = p.entry_id) OR NOT EXISTS "
+    "(SELECT 1 FROM ledger_accounts a WHERE a.id = p.account_id)) + "
+    "(SELECT count(*) FROM transactions t WHERE NOT EXISTS "
+    "(SELECT 1 FROM ledger_accounts a WHERE a.id = t.account_id AND a.owner_user_id = t.user_id) "
+    "OR (t.journal_entry_id IS NOT NULL AND NOT EXISTS "
+    "(SELECT 1 FROM journal_entries e WHERE e.id = t.journal_entry_id)))"
 )
 
 
@@ -156,10 +173,12 @@ async def check_ledger(session: AsyncSession) -> LedgerReport:
     for row in (await session.execute(_FOREIGN)).all():
         report(row.currency).foreign_currency_postings = row.n
     empty = (await session.execute(_EMPTY_ENTRIES)).scalar_one()
+    broken = (await session.execute(_BROKEN_REFERENCES)).scalar_one()
     return LedgerReport(
         checked_at=utcnow(),
         currencies=[reports[c] for c in sorted(reports)],
         entries_without_postings=empty,
+        rows_with_broken_references=broken,
     )
 
 
@@ -212,6 +231,11 @@ def format_report(report: LedgerReport) -> str:
             )
     if report.entries_without_postings:
         lines.append(f"  {report.entries_without_postings} journal entries have no postings")
+    if report.rows_with_broken_references:
+        lines.append(
+            f"  {report.rows_with_broken_references} postings or transactions refer to an entry, "
+            "account or owner that does not exist"
+        )
     if not report.currencies:
         lines.append("  (empty ledger)")
     return "\n".join(lines)

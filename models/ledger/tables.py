@@ -196,8 +196,10 @@ class Posting(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
     )
-    entry_id: uuid.UUID = Field(foreign_key="journal_entries.id", ondelete="RESTRICT")
-    account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id", ondelete="RESTRICT")
+    # References to the entry and the account are checked per statement by a trigger, not by
+    # foreign keys (migration 0015, decision 90).
+    entry_id: uuid.UUID
+    account_id: uuid.UUID
     amount: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     balance_after: int = Field(sa_type=BigInteger)
@@ -288,11 +290,11 @@ class Transaction(SQLModel, table=True):
     )
 
     id: uuid.UUID = uuid_pk()
-    account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id", ondelete="RESTRICT")
-    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="RESTRICT")
-    journal_entry_id: uuid.UUID | None = Field(
-        default=None, foreign_key="journal_entries.id", ondelete="RESTRICT", index=True
-    )
+    # The account (with its owner as user_id) and the entry are checked per statement by
+    # triggers, not by foreign keys (migration 0015, decision 90).
+    account_id: uuid.UUID
+    user_id: uuid.UUID
+    journal_entry_id: uuid.UUID | None = Field(default=None, index=True)
     hold_id: uuid.UUID | None = Field(default=None, foreign_key="holds.id", ondelete="RESTRICT")
     kind: str = Field(max_length=32)
     amount: int = Field(sa_type=BigInteger)
