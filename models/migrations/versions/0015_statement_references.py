@@ -134,6 +134,8 @@ def upgrade() -> None:
         "CREATE TRIGGER transaction_refers BEFORE UPDATE OF account_id, user_id, "
         "journal_entry_id ON transactions FOR EACH ROW EXECUTE FUNCTION transaction_refers()"
     )
+    # The balance check's per-entry count of postings is kept per connection too (see above).
+    op.execute("ALTER FUNCTION postings_balanced() SET enable_seqscan = off")
     # The foreign keys kept an account's id from changing while anything referred to it.
     op.execute(_IDENTITY_FIXED)
     op.execute("DROP TRIGGER ledger_accounts_identity_fixed ON ledger_accounts")
@@ -145,6 +147,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("ALTER FUNCTION postings_balanced() RESET enable_seqscan")
     op.execute("DROP TRIGGER ledger_accounts_identity_fixed ON ledger_accounts")
     op.execute(
         "CREATE TRIGGER ledger_accounts_identity_fixed "
