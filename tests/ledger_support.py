@@ -98,6 +98,16 @@ async def funded_account(
     return opened.account_id
 
 
+async def funded_pair(sessions: SessionFactory) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """(owner, funded EUR account "A" with 10.00, empty EUR account "B")."""
+    owner = await new_user(sessions)
+    return (
+        owner,
+        await funded_account(sessions, owner, 1_000, name="A"),
+        await funded_account(sessions, owner, 0, name="B"),
+    )
+
+
 async def balances(sessions: SessionFactory, *account_ids: uuid.UUID) -> list[tuple[int, int]]:
     """(posted, held) of each account, in the order given."""
     async with sessions() as session:

@@ -20,7 +20,13 @@ from models.ledger.payloads import (
     LedgerTransferInput,
     PostEntryBatchInput,
 )
-from tests.ledger_support import assert_ledger_ok, balances, funded_account, new_user, run
+from tests.ledger_support import (
+    assert_ledger_ok,
+    balances,
+    funded_account,
+    funded_pair,
+    run,
+)
 from tests.test_ledger_batch import move
 
 
@@ -82,9 +88,7 @@ async def _balance_events(sessions: SessionFactory, account: uuid.UUID) -> list[
 async def test_a_batch_follows_balances_a_concurrent_transfer_committed(
     sessions: SessionFactory,
 ) -> None:
-    owner = await new_user(sessions)
-    a = await funded_account(sessions, owner, 1_000, name="A")
-    b = await funded_account(sessions, owner, 0, name="B")
+    _, a, b = await funded_pair(sessions)
     batch = PostEntryBatchInput(entries=[move(f"r{i}-{uuid.uuid4()}", a, b, 100) for i in range(3)])
 
     result = await _batch_across_a_commit(sessions, batch, _transfer(a, b, 400))
@@ -110,9 +114,7 @@ async def test_a_batch_follows_balances_a_concurrent_transfer_committed(
 async def test_an_entry_the_concurrent_transfer_left_uncovered_is_refused_alone(
     sessions: SessionFactory,
 ) -> None:
-    owner = await new_user(sessions)
-    a = await funded_account(sessions, owner, 1_000, name="A")
-    b = await funded_account(sessions, owner, 0, name="B")
+    _, a, b = await funded_pair(sessions)
     first, second = f"ok-{uuid.uuid4()}", f"short-{uuid.uuid4()}"
     batch = PostEntryBatchInput(entries=[move(first, a, b, 300), move(second, a, b, 300)])
 
@@ -133,9 +135,7 @@ async def test_an_entry_the_concurrent_transfer_left_uncovered_is_refused_alone(
 async def test_an_account_closed_concurrently_refuses_the_batch_entries_on_it(
     sessions: SessionFactory,
 ) -> None:
-    owner = await new_user(sessions)
-    a = await funded_account(sessions, owner, 1_000, name="A")
-    b = await funded_account(sessions, owner, 0, name="B")
+    owner, a, b = await funded_pair(sessions)
     c = await funded_account(sessions, owner, 0, name="C")
     batch = PostEntryBatchInput(entries=[move(f"to-b-{uuid.uuid4()}", a, b, 100)])
 

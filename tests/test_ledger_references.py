@@ -14,7 +14,7 @@ from activities import ledger
 from activities.ledger.verify import format_report, verify_ledger
 from core.db import SessionFactory, transaction
 from models.ledger.payloads import LedgerTransferInput
-from tests.ledger_support import assert_ledger_ok, funded_account, new_user
+from tests.ledger_support import assert_ledger_ok, funded_account, funded_pair, new_user
 
 _POSTINGS = (
     "INSERT INTO postings (entry_id, account_id, amount, currency, balance_after) "
@@ -50,9 +50,8 @@ async def _refused(sessions: SessionFactory, params: Mapping[str, object], *sql:
 async def test_database_refuses_rows_that_refer_to_a_missing_entry_account_or_owner(
     sessions: SessionFactory,
 ) -> None:
-    owner, stranger = await new_user(sessions), await new_user(sessions)
-    a = await funded_account(sessions, owner, 1_000, name="A")
-    b = await funded_account(sessions, owner, 0, name="B")
+    owner, a, b = await funded_pair(sessions)
+    stranger = await new_user(sessions)
     nowhere = uuid.uuid4()
     transaction_cases: list[dict[str, uuid.UUID | None]] = [
         {"account": nowhere, "user": owner, "entry": None},  # no such account
@@ -76,9 +75,8 @@ async def test_database_refuses_rows_that_refer_to_a_missing_entry_account_or_ow
 async def test_database_refuses_moving_a_transaction_or_renumbering_an_account(
     sessions: SessionFactory,
 ) -> None:
-    owner, stranger = await new_user(sessions), await new_user(sessions)
-    a = await funded_account(sessions, owner, 1_000, name="A")
-    b = await funded_account(sessions, owner, 0, name="B")
+    _, a, b = await funded_pair(sessions)
+    stranger = await new_user(sessions)
     async with transaction(sessions) as session:
         moved = await ledger.transfer(
             session,

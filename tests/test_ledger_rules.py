@@ -56,6 +56,7 @@ from tests.ledger_support import (
     balances,
     fund,
     funded_account,
+    funded_pair,
     new_user,
     open_account,
     run,
@@ -570,12 +571,7 @@ async def expect_rejection(
 @pytest.fixture
 async def pair(sessions: SessionFactory) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     """(owner, funded EUR account with 10.00, empty EUR account)."""
-    owner = await new_user(sessions)
-    return (
-        owner,
-        await funded_account(sessions, owner, 1_000, name="A"),
-        await funded_account(sessions, owner, 0, name="B"),
-    )
+    return await funded_pair(sessions)
 
 
 def _transfer(src: uuid.UUID, dst: uuid.UUID, amount: int, currency: str = "EUR") -> Any:
