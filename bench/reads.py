@@ -39,7 +39,7 @@ from bench.stack import (
 from cli.demo import DemoCredentials, seed_demo
 from core.db import create_engine, create_session_factory
 from core.email import MemoryEmailBackend
-from core.embedded import free_port
+from core.embedded import free_ports
 from core.settings import Settings
 from workers.assembly import WorkerDeps, build_workers
 
@@ -100,7 +100,7 @@ async def _main(args: argparse.Namespace) -> int:
         temporal_dev_server(bench_converter()) as env,
     ):
         settings = bench_settings(stores, env.client.service_client.config.target_host)
-        api_port, bare_port = free_port(), free_port()
+        api_port, bare_port = free_ports(2)
         async with (
             api_process(settings, api_port) as api,
             _bare_process(settings, bare_port) as bare,

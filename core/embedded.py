@@ -9,6 +9,7 @@ and awaited `ready()`; `start()` does all three for the tests and benchmarks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shutil
@@ -36,6 +37,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """Ask the kernel for `count` distinct free TCP ports on loopback.
+
+    Every socket stays bound until all are chosen: calling `free_port` in a loop can hand
+    the same just-released port out twice.
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:

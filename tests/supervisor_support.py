@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from core.embedded import free_port, venv_binary
+from core.embedded import free_ports, venv_binary
 from tests.conftest import TEST_SECRET
 
 PORT_SETTINGS = (
@@ -35,6 +35,11 @@ def new_state_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="vortex-dev-test-"))
     path.chmod(0o755)
     return path
+
+
+def distinct_ports(names: tuple[str, ...]) -> dict[str, int]:
+    """One free port per setting name, no two alike."""
+    return dict(zip(names, free_ports(len(names)), strict=True))
 
 
 def dev_env(state_dir: Path, ports: dict[str, int]) -> dict[str, str]:
@@ -57,7 +62,7 @@ class DevRun:
     """One `vortex dev` process; its output goes to a file in the state directory."""
 
     state_dir: Path
-    ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in PORT_SETTINGS})
+    ports: dict[str, int] = field(default_factory=lambda: distinct_ports(PORT_SETTINGS))
     env_overrides: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None

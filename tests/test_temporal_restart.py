@@ -24,7 +24,7 @@ from api.app import create_app
 from api.services import Services
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
-from core.embedded import free_port
+from core.embedded import free_ports
 from core.settings import Settings
 from models.ledger.tables import JournalEntry
 from models.payments.tables import Payment, PaymentStatus
@@ -44,10 +44,10 @@ class OwnTemporal:
     """A dev server this test owns: started, killed (SIGKILL) and started again on its file."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
+        self.port, ui_port = free_ports(2)
         self.server = DevServerProcess(
             port=self.port,
-            ui_port=free_port(),
+            ui_port=ui_port,
             db_file=tmp_path / "temporal.sqlite",
             log_file=tmp_path / "temporal.log",
         )

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from cli.runtime import run_workers
-from core.embedded import free_port
+from core.embedded import free_ports
 from core.settings import Settings
 from tests.rail_support import eventually
 
@@ -26,7 +26,7 @@ async def _scrape(port: int, *wanted: str) -> str | None:
 async def test_a_worker_serves_sdk_metrics_and_business_metrics_on_its_ports(
     settings: Settings,
 ) -> None:
-    sdk_port, app_port = free_port(), free_port()
+    sdk_port, app_port = free_ports(2)
     worker_settings = settings.model_copy(
         update={
             "worker_metrics_host": "127.0.0.1",
