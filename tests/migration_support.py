@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from activities.migration.control import migration_input
 from api.app import create_app
@@ -96,13 +97,21 @@ async def wait_for(
     check: Callable[[MigrationProgress], bool],
     within: float = 60.0,
 ) -> MigrationProgress:
-    """Poll the `progress` query until `check` holds."""
+    """Poll the `progress` query until `check` holds.
+
+    A query that fails on the way (the server still routes it to the sticky queue of a worker
+    that was just killed, and answers `context canceled`) is asked again until the deadline."""
     deadline = asyncio.get_running_loop().time() + within
+    progress: MigrationProgress | RPCError | None = None
     while True:
-        progress = await asyncio.wait_for(handle.query(MigrationWorkflow.progress), 30)
-        if check(progress):
-            return progress
-        assert asyncio.get_running_loop().time() < deadline, f"still {progress}"
+        try:
+            progress = await asyncio.wait_for(handle.query(MigrationWorkflow.progress), 30)
+        except RPCError as err:
+            progress = err
+        else:
+            if check(progress):
+                return progress
+        assert asyncio.get_running_loop().time() < deadline, f"still {progress!r}"
         await asyncio.sleep(0.1)
 
 
