@@ -54,8 +54,13 @@ def _status_line(status: DomainStatus) -> str:
     if status.run is None:
         return f"{status.domain}: not started"
     run = status.run
+    state = (
+        "workflow running, but no worker answered its progress query: are the workers up?"
+        if status.unanswered
+        else "workflow closed"
+    )
     return (
-        f"{status.domain}: {run.stage} (workflow closed); migrated {run.backfilled}, "
+        f"{status.domain}: {run.stage} ({state}); migrated {run.backfilled}, "
         f"quarantined {run.quarantined}"
     )
 

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from temporalio.client import Client
 
 from activities.ledger import fund_account
+from activities.migration.control import PROGRESS_QUERY_TIMEOUT, domain_statuses
+from cli.legacy_migration import _status_line
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from models.ledger.payloads import FundAccountInput
@@ -78,6 +80,37 @@ async def test_a_paused_backfill_imports_nothing_until_resumed(
     result = await asyncio.wait_for(handle.result(), 60)
     assert result.stage == MigrationStage.ABORTED
     assert await scalar(sessions, "SELECT count(*) FROM users") == 5  # what was imported stays
+
+
+async def test_status_shows_the_stored_run_when_no_worker_answers_the_progress_query(
+    workers: RunningWorkers,
+    temporal_client: Client,
+    settings: Settings,
+    sessions: SessionFactory,
+    legacy_url: str,
+) -> None:
+    await seeded(legacy_url, 3)
+    handle = await start(temporal_client, settings, MigrationDomain.USERS, paused=True)
+    await wait_for(handle, lambda p: p.total_estimate == 3)
+    (live,) = await domain_statuses(temporal_client, sessions, MigrationDomain.USERS)
+    assert live.progress is not None
+    assert live.progress.paused
+    assert not live.unanswered
+
+    await asyncio.gather(*(w.shutdown() for w in workers.workers))  # every worker down
+    started = asyncio.get_running_loop().time()
+    (stored,) = await domain_statuses(temporal_client, sessions, MigrationDomain.USERS)
+    waited = asyncio.get_running_loop().time() - started
+    assert stored.unanswered
+    assert stored.progress is None
+    assert stored.run is not None
+    assert stored.run.workflow_id == handle.id
+    assert stored.run.stage == MigrationStage.BACKFILLING
+    assert waited < PROGRESS_QUERY_TIMEOUT.total_seconds() + 5  # bounded, not a hang
+    line = _status_line(stored)
+    assert "no worker answered" in line
+    assert "backfilling" in line
+    await handle.terminate("test over")
 
 
 async def _cutover_error(handle: object) -> str:

@@ -7,6 +7,7 @@ failed verification) is a `MigrationRefused` with the reason."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -20,6 +21,10 @@ from models.migration.payloads import MigrationInput, MigrationProgress, Verific
 from models.migration.tables import MigrationDomain, MigrationRun, MigrationStage
 from temporal.ids import migration_workflow_id
 from workflows.migration import MigrationWorkflow
+
+# How long `status` waits for a worker to answer the progress query before it shows the stored
+# row alone (a query to a workflow no worker polls for waits as long as the call allows).
+PROGRESS_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class MigrationAction(StrEnum):
@@ -51,6 +56,9 @@ class DomainStatus:
     domain: MigrationDomain
     run: MigrationRun | None
     progress: MigrationProgress | None
+    # The workflow runs but no worker answered the progress query in time (all workers down,
+    # or the one it was cached on just died): the stored row is all there is to show.
+    unanswered: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,17 +98,21 @@ async def domain_statuses(
     found = []
     for domain in [only] if only else list(MigrationDomain):
         run = runs.get(domain.value)
-        progress = None
+        progress, unanswered = None, False
         if run is not None:
             try:
                 handle = client.get_workflow_handle(run.workflow_id)
                 # A closed run would answer the query too (by replay); its row says enough.
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    progress = await handle.query(MigrationWorkflow.progress)
+                    progress = await handle.query(
+                        MigrationWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT
+                    )
             except RPCError as exc:
-                if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                    unanswered = True
+                elif exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                     raise  # Temporal unreachable: the caller says so
-        found.append(DomainStatus(domain, run, progress))
+        found.append(DomainStatus(domain, run, progress, unanswered))
     return found
 
 

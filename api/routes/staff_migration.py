@@ -47,7 +47,8 @@ def _public(found: DomainStatus) -> MigrationStatusPublic:
     return MigrationStatusPublic(
         domain=found.domain,
         stage=progress.stage if progress else MigrationStage(run.stage) if run else None,
-        running=progress is not None,
+        running=progress is not None or found.unanswered,
+        progress_unavailable=found.unanswered,
         backfilled=progress.backfilled if progress else run.backfilled if run else 0,
         quarantined=progress.quarantined if progress else run.quarantined if run else 0,
         started_at=run.started_at if run else None,

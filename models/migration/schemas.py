@@ -17,6 +17,8 @@ class MigrationStatusPublic(BaseModel):
     domain: MigrationDomain
     stage: MigrationStage | None
     running: bool
+    # Running, but no worker answered the progress query in time: counts are the stored ones.
+    progress_unavailable: bool = False
     backfilled: int
     quarantined: int
     started_at: datetime | None
