@@ -160,11 +160,14 @@ def _codec_settings(page: Any, ui: str, codec: str) -> None:
 
 
 def _workflow_page(page: Any, url: str) -> str:
-    """Open the workflow's page; its visible text once payloads are decoded (or refused)."""
+    """Open the workflow's page; its visible text once payloads are decoded (or refused).
+    Refused unless the page is the workflow's (an error page shows no description either)."""
     page.goto(url)
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(1500)  # the UI asks the codec server after the history arrives
     text: str = page.inner_text("body")
+    if "TransferWorkflow" not in text or url.rsplit("/", 1)[-1] not in text.replace("\n", ""):
+        raise SystemExit(f"{url} did not show the transfer's workflow page")
     return text
 
 
@@ -209,6 +212,8 @@ class _Receiver:
     def __enter__(self) -> _Receiver:
         self._thread.start()
         while not self._server.started:
+            if not self._thread.is_alive():  # it could not bind (the port is taken)
+                raise SystemExit(f"cannot receive OTLP on port {self._server.config.port}")
             time.sleep(0.05)
         return self
 
