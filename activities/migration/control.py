@@ -6,6 +6,7 @@ failed verification) is a `MigrationRefused` with the reason."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -104,9 +105,14 @@ async def domain_statuses(
                 handle = client.get_workflow_handle(run.workflow_id)
                 # A closed run would answer the query too (by replay); its row says enough.
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    progress = await handle.query(
-                        MigrationWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT
-                    )
+                    # The client may retry a query whose deadline passed, so the whole wait is
+                    # bounded here as well, not by the per-call `rpc_timeout` alone.
+                    async with asyncio.timeout(PROGRESS_QUERY_TIMEOUT.total_seconds()):
+                        progress = await handle.query(
+                            MigrationWorkflow.progress, rpc_timeout=PROGRESS_QUERY_TIMEOUT
+                        )
+            except TimeoutError:
+                unanswered = True
             except RPCError as exc:
                 if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
                     unanswered = True
