@@ -34,9 +34,7 @@ PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 
 def free_port() -> int:
     """Ask the kernel for a free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
