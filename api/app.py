@@ -43,7 +43,7 @@ from api.staff import declare_roles
 from api.ws import endpoint as ws_endpoint
 from api.ws.hub import Hub
 from core.settings import Settings, get_settings
-from core.tracing import trace_app
+from core.tracing import app_telemetry
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="0.1.0",
         description="Workflow-orchestrated retail-banking backend.",
         lifespan=lifespan,
+        telemetry=app_telemetry(),  # its server span per request, when tracing is on
     )
     if services is not None:
         app.state.services = services  # usable without running the lifespan (ASGI tests)
@@ -109,5 +110,4 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # The dashboard's canonical hot reads, ahead of their documented routes (api/fast_lane.py).
     app.router.routes[0:0] = fast_lane_routes()
     install_problem_docs(app, get_services)
-    trace_app(app)  # request spans when tracing is on
     return app

@@ -61,10 +61,12 @@ from bench.stack import (
 from core.db import create_engine, create_session_factory
 from core.email import MemoryEmailBackend
 from core.embedded import free_port
+from core.heap import freeze_startup_heap
 from core.logging import configure_logging
 from core.settings import Settings
-from core.tracing import install_tracing, temporal_plugins
+from core.tracing import install_tracing
 from temporal.client import data_converter
+from temporal.tracing import temporal_plugins
 from workers.assembly import WORKFLOW_RUNNER, WorkerDeps, build_workers
 
 Op = Callable[[int], Awaitable[None]]
@@ -324,6 +326,7 @@ async def _bench(
                     )
                 )
                 ops[stack.label] = _transfer_op(http, token, source, dest)
+            freeze_startup_heap()  # as `vortex worker` does once its workers are built
             ops[BARE] = _bare_op(client, bare_queue, BareTransferWorkflow.run)
             ops[BARE_LOCAL] = _bare_op(client, bare_queue, BareLocalTransferWorkflow.run)
             for op in ops.values():  # warm-up

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Iterator
 
 import uvicorn
@@ -16,6 +15,7 @@ from api.app import create_app
 from api.services import Services
 from core.db import asyncpg_dsn, create_engine, create_session_factory
 from core.email import create_email_backend
+from core.heap import freeze_startup_heap
 from core.http_server import server_config
 from core.metrics import serve_app_metrics
 from core.redis import create_redis
@@ -73,6 +73,7 @@ async def run_workers(
         email=create_email_backend(settings),
     )
     workers = build_workers(client, deps)
+    freeze_startup_heap()  # full collections skip what the workers were built from (decision 94)
     running = [asyncio.create_task(w.run()) for w in workers]
     running.append(asyncio.create_task(run_notification_feed(settings, stop, client)))
     if relay:
@@ -102,11 +103,9 @@ async def run_api(settings: Settings, stop: asyncio.Event, client: Client | None
         # pooled connection must never race the server closing it.
         timeout_keep_alive=30,
     )
-    # Everything built at start (modules, the app, its routes and models) lives as long as the
-    # process: freezing it keeps the collector's full passes, each of which walked all of it,
-    # from stalling a request now and then (the p99 of the reads, decision 79).
-    gc.collect()
-    gc.freeze()
+    # Full collections no longer walk the app, its routes and models: a stall now and then
+    # (the p99 of the reads, decision 79).
+    freeze_startup_heap()
     server = _EmbeddedServer(config)
     serving = asyncio.create_task(_serve(server))
     try:

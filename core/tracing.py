@@ -6,8 +6,8 @@ problem answers skip the trace id after one module-level check.
 
 On, one replay-safe tracer provider (Temporal's `create_tracer_provider`: workflow spans keep
 their ids and durations across replays) exports over OTLP/HTTP in batches, and these are traced:
-the API's requests (FastAPI, by route template), every Temporal call, workflow and activity
-(`OpenTelemetryPlugin` on each client; workers inherit it), SQL through each engine
+the API's requests (FastAPI's own server span, `app_telemetry`), every Temporal call, workflow and
+activity (`OpenTelemetryPlugin` on each client; workers inherit it), SQL through each engine
 (`trace_engine`), Redis commands and outgoing httpx calls (the rail, whose webhook comes back
 with the `traceparent` it was given). Background loops' orphan client spans (a relay poll, a
 hub's XREAD) are not sampled: they would make one useless trace each.
@@ -23,22 +23,20 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
 
-from core.route_templates import route_template
-
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
         BaseInstrumentor,
     )
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from temporalio.plugin import SimplePlugin
+    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
 
     from core.settings import Settings
 
-# Paths whose requests are never traced: probes and scrapes, several a second in production.
-UNTRACED_PATHS = "health,ready,metrics"
+# First path segments whose requests are never traced: probes and scrapes, several a second.
+UNTRACED_PATHS = frozenset({"health", "ready", "metrics"})
 
 
 @dataclass
@@ -143,12 +141,64 @@ def _ensure_provider(settings: Settings, service: str) -> None:
 
     if isinstance(trace.get_tracer_provider(), ReplaySafeTracerProvider):
         return
-    provider = create_tracer_provider(
-        sampler=_sampler(settings.trace_sample_ratio),
-        resource=Resource.create({"service.name": f"{settings.service_name_prefix}-{service}"}),
+    provider = _tracers_made_once(
+        create_tracer_provider(
+            sampler=_sampler(settings.trace_sample_ratio),
+            resource=Resource.create({"service.name": f"{settings.service_name_prefix}-{service}"}),
+        )
     )
     provider.add_span_processor(_SWITCH)  # type: ignore[arg-type]
     trace.set_tracer_provider(provider)
+
+
+def _tracers_made_once(inner: ReplaySafeTracerProvider) -> ReplaySafeTracerProvider:
+    """Temporal's replay-safe provider, answering `get_tracer` from a cache (decision 94).
+
+    The Temporal plugin asks for its tracer on every span it makes. The SDK's `get_tracer` adds a
+    warnings filter each time, and the filter imports `re`: inside a workflow, through the
+    sandbox's importer. The tracers are stateless wrappers of the SDK's own (which it caches by
+    scope), so one per name, version and schema is the same tracer. Everything else is the
+    wrapped provider's."""
+    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
+
+    class TracersMadeOnce(ReplaySafeTracerProvider):
+        def __init__(self) -> None:  # no super().__init__: every method is the inner one's
+            self._inner = inner
+            self._tracers: dict[tuple[str, str | None, str | None], trace.Tracer] = {}
+
+        def get_tracer(
+            self,
+            instrumenting_module_name: str,
+            instrumenting_library_version: str | None = None,
+            schema_url: str | None = None,
+            attributes: Any = None,
+        ) -> trace.Tracer:
+            if attributes is not None:  # attributes are part of the scope, and unhashable
+                return inner.get_tracer(
+                    instrumenting_module_name, instrumenting_library_version, schema_url, attributes
+                )
+            key = (instrumenting_module_name, instrumenting_library_version, schema_url)
+            tracer = self._tracers.get(key)
+            if tracer is None:
+                tracer = self._tracers.setdefault(key, inner.get_tracer(*key))
+            return tracer
+
+        def add_span_processor(self, span_processor: Any) -> None:
+            inner.add_span_processor(span_processor)
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return inner.force_flush(timeout_millis)
+
+        def id_generator(self) -> Any:
+            return inner.id_generator()
+
+        def __getattr__(self, name: str) -> Any:  # anything a later SDK adds
+            return getattr(self._inner, name)
+
+    return TracersMadeOnce()
 
 
 def _otlp_exporter(settings: Settings) -> SpanExporter:
@@ -214,37 +264,26 @@ def _instrument_clients() -> list[BaseInstrumentor]:
     return instrumentors
 
 
-def trace_app(app: FastAPI) -> None:
-    """Trace the API's requests (span names by route template), when tracing is on."""
-    if _active is None:
-        return
-    from opentelemetry.instrumentation import fastapi as instrumentation
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def app_telemetry() -> TelemetryConfig:
+    """FastAPI's own telemetry settings (`FastAPI(telemetry=...)`): one server span per request,
+    named `METHOD /route/{template}` once the router picks the route, when tracing is on.
 
-    # The instrumentation reads its span-naming function when the middleware stack is built;
-    # ours gives the same names and `http.route` from a bucketed index (core/route_templates).
-    instrumentation._get_default_span_details = _span_details
-    # Without a span per ASGI message (receive/send): they double the spans, tell little.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
-    )
+    Without FastAPI's operation spans (dependencies, endpoint, serialization: three more spans a
+    request), its metrics (the API's request metrics are Prometheus', api/middleware.py) and its
+    log records (structlog writes the lines, with the trace id); probes and scrapes untraced."""
+    return {
+        "tracing": _active is not None,
+        "operation_spans": False,
+        "metrics": False,
+        "logs": False,
+        "auto_configure": False,
+        "exclude": _untraced,
+    }
 
 
-def _span_details(scope: MutableMapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """The server span's name and attributes, as the FastAPI instrumentation makes them:
-    `METHOD /route/{template}`, or the method alone when no route matches."""
-    from opentelemetry.instrumentation.fastapi import _flatten_routes
-    from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
-    from opentelemetry.util.http import sanitize_method
-
-    route = route_template(scope, _flatten_routes)
-    method = sanitize_method(str(scope.get("method", "")).strip())
-    if method == "_OTHER":
-        method = "HTTP"
-    attributes = {HTTP_ROUTE: route} if route else {}
-    if method and route:
-        return f"{method} {route}", attributes
-    return route or method, attributes
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    """Whether a request is a probe or a scrape (`/health...`, `/ready`, `/metrics`)."""
+    return str(scope.get("path", "")).lstrip("/").split("/", 1)[0] in UNTRACED_PATHS
 
 
 def trace_engine(engine: AsyncEngine) -> None:
@@ -310,16 +349,6 @@ def _lean_engine_tracer() -> Any:
             return statement, params
 
     return LeanEngineTracer
-
-
-def temporal_plugins() -> list[SimplePlugin]:
-    """The plugins of a Temporal client: OpenTelemetry's when tracing is on (client calls,
-    workflows, activities and local activities get spans; workers inherit the plugin)."""
-    if _active is None:
-        return []
-    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
-
-    return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 def current_trace_id() -> str | None:

@@ -12,8 +12,8 @@ from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from core.settings import Settings
-from core.tracing import temporal_plugins
 from temporal.codec import codec_for
+from temporal.tracing import temporal_plugins
 
 
 def data_converter(settings: Settings) -> DataConverter:

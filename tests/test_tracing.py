@@ -8,16 +8,19 @@ import io
 import uuid
 
 import httpx
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
 
 from api.services import Services
 from bench.seed import bench_customer
 from core import tracing as tracing_module
+from temporal.tracing import temporal_plugins
 from tests.rail_support import eventually
 from tests.tracing_support import (  # noqa: F401 - fixtures
     json_logs,
@@ -77,8 +80,15 @@ async def test_one_trace_covers_the_request_workflow_activities_and_sql(
     assert "StartWorkflow:TransferWorkflow" in names
     systems = {(s.attributes or {}).get("db.system") for s in in_trace}
     assert {"postgresql", "redis"} <= systems  # the API's own SQL and Redis calls too
-    # post_transfer runs as a local activity; its SQL spans hang below its own span.
+    # post_transfer runs as a local activity; its SQL spans hang below its own span, which
+    # hangs from the workflow's (no zero-length StartActivity span between: temporal/tracing.py).
     (activity,) = spans_named(tuple(in_trace), "RunActivity:payments.post_transfer")
+    (risk,) = spans_named(tuple(in_trace), "RunActivity:payments.assess_risk")
+    assert _parent_ids(activity) == _parent_ids(risk) == run_workflow.context.span_id
+    assert not spans_named(tuple(in_trace), "StartActivity:"), names
+    (start,) = spans_named(tuple(in_trace), "StartWorkflow:TransferWorkflow")
+    assert _parent_ids(run_workflow) == start.context.span_id
+    assert _parent_ids(start) == request.context.span_id
     sql = [s for s in in_trace if (s.attributes or {}).get("db.system") == "postgresql"]
     assert any(_parent_ids(s) == activity.context.span_id for s in sql), names
     # The workflow span lasts (the plugin's, not the interceptor's zero-length spans).
@@ -113,14 +123,44 @@ async def test_a_problem_answer_names_its_trace_and_request(
     (request,) = [s for s in tracing.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert body["trace_id"] == trace_hex(request)
     assert body["request_id"] == answer.headers["x-request-id"]
+    # FastAPI's own server span, named and labelled by the route template, not the raw path.
+    assert request.name == "GET /api/payments/{payment_id}"
+    attributes = dict(request.attributes or {})
+    assert attributes["http.route"] == "/api/payments/{payment_id}"
+    assert attributes["http.response.status_code"] == 404
+    assert attributes["http.request.method"] == "GET"
     # Request metrics are labelled by the route template, never by the raw path.
     labels = {"method": "GET", "route": "/api/payments/{payment_id}", "status": "404"}
     assert _sample("vortex_http_requests_total", labels) >= 1
 
 
+async def test_probes_and_scrapes_make_no_spans(
+    api: httpx.AsyncClient, tracing: InMemorySpanExporter
+) -> None:
+    for path in ("/health", "/ready", "/metrics"):
+        assert (await api.get(path)).status_code == 200, path
+    assert (await api.get("/api/accounts")).status_code == 401  # an API request is traced
+    servers = [s for s in tracing.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [s.name for s in servers] == ["GET /api/accounts"]
+
+
+def test_a_tracer_is_made_once_per_name_and_stays_replay_safe(
+    tracing: InMemorySpanExporter,
+) -> None:
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, ReplaySafeTracerProvider)  # what the Temporal plugin requires
+    first = trace.get_tracer("temporalio.contrib.opentelemetry._otel_interceptor")
+    assert trace.get_tracer("temporalio.contrib.opentelemetry._otel_interceptor") is first
+    assert trace.get_tracer("another") is not first
+    with first.start_as_current_span("cached tracer span"):
+        pass
+    assert [s.name for s in tracing.get_finished_spans()] == ["cached tracer span"]
+
+
 def test_with_tracing_off_nothing_is_added() -> None:
     assert not tracing_module.tracing_enabled()
     assert tracing_module.current_trace_id() is None
-    assert tracing_module.temporal_plugins() == []
+    assert temporal_plugins() == []
+    assert tracing_module.app_telemetry()["tracing"] is False
     event = {"event": "x"}
     assert tracing_module.add_trace_context(None, "info", event) == {"event": "x"}

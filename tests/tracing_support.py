@@ -27,7 +27,8 @@ from core.db import create_engine, create_session_factory
 from core.email import MemoryEmailBackend
 from core.logging import configure_logging
 from core.settings import Settings
-from core.tracing import install_tracing, temporal_plugins
+from core.tracing import install_tracing
+from temporal.tracing import temporal_plugins
 from tests.conftest import RunningWorkers
 from workers.assembly import WorkerDeps, build_workers
 
