@@ -267,7 +267,7 @@ def _kind(name: str) -> str:
         return "workflow"
     if name.startswith("RunActivity:"):
         return "activity"
-    if name.startswith(("StartWorkflow:", "StartActivity:")):
+    if name.startswith("StartWorkflow:"):
         return "Temporal call"
     if name.split(" ")[0] in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
         return "SQL"
