@@ -74,6 +74,7 @@ Op = Callable[[int], Awaitable[None]]
 TRANSFER = "transfer (HTTP -> workflow -> ledger)"
 BARE = "bare workflow, 2 no-op activities"
 BARE_LOCAL = "bare workflow, 2 no-op local acts"
+TEMPORAL_SERVER = "start-dev"  # in the Temporal dev server's command line (the CLI's)
 SINK = "otlp sink"  # the collector's stand-in: not the platform, but on the same two cores
 
 
@@ -167,7 +168,7 @@ def _cpu_by_group() -> dict[str, float]:
     totals: dict[str, float] = {}
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "start-dev" in cmd:
+        if TEMPORAL_SERVER in cmd:
             group = "temporal server"
         elif "cli.main api" in cmd:
             group = "api process"
@@ -364,9 +365,9 @@ def _round_order(names: list[str], round_number: int) -> list[str]:
 
 
 def _temporal_server() -> psutil.Process | None:
-    """The Temporal dev server's process (the CLI's `start-dev`), if found."""
+    """The Temporal dev server's process, if found."""
     for proc in psutil.process_iter(["cmdline"]):
-        if "start-dev" in " ".join(proc.info["cmdline"] or []):
+        if TEMPORAL_SERVER in " ".join(proc.info["cmdline"] or []):
             return proc
     return None
 

@@ -163,7 +163,6 @@ def _tracers_made_once(inner: ReplaySafeTracerProvider) -> ReplaySafeTracerProvi
 
     class TracersMadeOnce(ReplaySafeTracerProvider):
         def __init__(self) -> None:  # no super().__init__: every method is the inner one's
-            self._inner = inner
             self._tracers: dict[tuple[str, str | None, str | None], trace.Tracer] = {}
 
         def get_tracer(
@@ -196,7 +195,7 @@ def _tracers_made_once(inner: ReplaySafeTracerProvider) -> ReplaySafeTracerProvi
             return inner.id_generator()
 
         def __getattr__(self, name: str) -> Any:  # anything a later SDK adds
-            return getattr(self._inner, name)
+            return getattr(inner, name)
 
     return TracersMadeOnce()
 
