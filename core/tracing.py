@@ -201,14 +201,14 @@ def _tracers_made_once(inner: ReplaySafeTracerProvider) -> ReplaySafeTracerProvi
 
 
 def _otlp_exporter(settings: Settings) -> SpanExporter:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from core.span_export import OtlpHttpSpanExporter
 
     assert settings.otlp_endpoint is not None
     headers = dict(part.split("=", 1) for part in settings.otlp_headers.split(",") if "=" in part)
     endpoint = settings.otlp_endpoint.rstrip("/")
     if not endpoint.endswith("/v1/traces"):
         endpoint += "/v1/traces"
-    return OTLPSpanExporter(endpoint=endpoint, headers=headers or None)
+    return OtlpHttpSpanExporter(endpoint, headers)
 
 
 def _sampler(ratio: float) -> Any:
