@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from temporalio import activity
@@ -36,11 +36,6 @@ def _payment_id(req: LedgerTransferInput) -> uuid.UUID:
     if not req.idempotency_key.startswith(TRANSFER_KEY_PREFIX):
         raise ValueError("a payment transfer's key is transfer:<payment id>")
     return uuid.UUID(req.idempotency_key.removeprefix(TRANSFER_KEY_PREFIX))
-
-
-_RISK_REFERENCES = select(col(Payment.payment_method_id), col(Payment.to_account_id)).where(
-    col(Payment.id) == bindparam("payment")
-)
 
 
 def _count_transfer(connection: AsyncConnection, req: LedgerTransferInput) -> None:
@@ -143,16 +138,12 @@ class PaymentActivities:
         """The risk engine (`activities.security.risk`, shared with the API's assessment): hard
         limits deny, a large amount or a high score sends the payment to review."""
         async with self._reads() as session:
-            # Two columns, not the ORM row: no identity map or instance state per transfer.
-            payment = (await session.execute(_RISK_REFERENCES, {"payment": inp.payment_id})).first()
-            facts = await gather_facts(
+            facts = await gather_facts(  # the beneficiary read from the payment row
                 session,
                 user_id=inp.user_id,
                 amount=inp.amount,
                 currency=inp.currency,
                 payment_id=inp.payment_id,
-                method_id=payment.payment_method_id if payment else None,
-                to_account_id=payment.to_account_id if payment else None,
                 lookback_days=self._lookback_days,
                 recent_hours=self._recent_hours,
             )

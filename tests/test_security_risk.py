@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from activities.payments import PaymentActivities
-from activities.security.risk import RiskPolicy, score_risk
+from activities.security.risk import RiskPolicy, gather_facts, score_risk
 from api.services import Services
 from core.db import SessionFactory
 from core.email import MemoryEmailBackend
@@ -194,3 +194,40 @@ async def test_another_customers_payment_is_a_404_for_a_customer_but_not_for_com
     refused = await audit_rows(sessions, "risk.assess_refused")
     assert len(refused) == 2
     assert all(r.details == {"payment_id": payment_id} for r in refused)
+
+
+async def test_the_beneficiary_comes_from_the_payment_row_when_not_given(
+    api: httpx.AsyncClient, outbox: MemoryEmailBackend, sessions: SessionFactory
+) -> None:
+    who, first = await _customer_with_transfer(api, outbox, sessions, "bea@example.com")
+    done = await api.get(f"/api/payments/{first}", headers=who.auth)
+    assert done.json()["status"] == "completed", done.text  # the transfer waits for its ledger
+    again = await api.post(
+        "/api/payments/transfer",
+        headers=who.auth | {"Idempotency-Key": "t-bea-2"},
+        json={
+            "from_account_id": done.json()["from_account_id"],
+            "to_account_id": done.json()["to_account_id"],
+            "amount": "3.00",
+            "currency": "EUR",
+        },
+    )
+    assert again.status_code in (201, 202), again.text
+    assessed = await api.post(
+        "/api/security/risk/assess", headers=who.auth, json={"payment_id": first}
+    )
+    user_id = uuid.UUID(assessed.json()["customer_id"])
+    async with sessions() as session:
+        # As the workflow's activity asks: the payment id alone.
+        paid_before = await gather_facts(
+            session, user_id=user_id, payment_id=uuid.UUID(again.json()["id"])
+        )
+        first_ever = await gather_facts(session, user_id=user_id, payment_id=uuid.UUID(first))
+        someone_new = await gather_facts(
+            session, user_id=user_id, payment_id=uuid.UUID(first), to_account_id=uuid.uuid4()
+        )
+        no_payment = await gather_facts(session, user_id=user_id)
+    assert paid_before.new_beneficiary is False
+    assert first_ever.new_beneficiary is False  # the second transfer to it has completed
+    assert someone_new.new_beneficiary is True  # a given beneficiary wins over the row's
+    assert no_payment.new_beneficiary is None

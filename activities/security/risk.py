@@ -114,6 +114,11 @@ VELOCITY_CAP = 1000
 _FACTS = text(
     """
     WITH u AS (SELECT coalesce(activated_at, created_at) AS since FROM users WHERE id = :user),
+    p AS (SELECT payment_method_id, to_account_id FROM payments WHERE id = :payment),
+    b AS (
+        SELECT coalesce(CAST(:method AS UUID), (SELECT payment_method_id FROM p)) AS method,
+               coalesce(CAST(:to_account AS UUID), (SELECT to_account_id FROM p)) AS to_account
+    ),
     done AS (
         SELECT amount, payment_method_id, to_account_id FROM payments
         WHERE user_id = :user AND id <> :payment AND status = 'completed'
@@ -126,8 +131,9 @@ _FACTS = text(
          AND created_at > :hour_ago LIMIT :velocity_cap) AS recent) AS last_hour,
       (SELECT count(*) FROM done) AS history_count,
       (SELECT avg(amount)::bigint FROM done) AS typical,
-      (SELECT count(*) FROM done WHERE payment_method_id = CAST(:method AS UUID)
-         OR to_account_id = CAST(:to_account AS UUID)) AS beneficiary_uses,
+      (SELECT method IS NOT NULL OR to_account IS NOT NULL FROM b) AS has_beneficiary,
+      (SELECT count(*) FROM done, b WHERE done.payment_method_id = b.method
+         OR done.to_account_id = b.to_account) AS beneficiary_uses,
       (SELECT since FROM u) AS since,
       (SELECT count(*) FROM audit_log WHERE actor_user_id = :user AND occurred_at > :day_ago
          AND (action = 'login.failed'
@@ -151,7 +157,10 @@ async def gather_facts(
     lookback_days: int = 90,
     recent_hours: int = 72,
 ) -> RiskFacts:
-    """The facts of one payment (or of the customer alone) in one round trip."""
+    """The facts of one payment (or of the customer alone) in one round trip.
+
+    The beneficiary is `method_id` / `to_account_id` when given, else the payment row's own
+    (read in the same statement: a transfer's risk check is one SQL call, decision 95)."""
     now = utcnow()
     row = (
         await session.execute(
@@ -179,9 +188,7 @@ async def gather_facts(
         payments_last_hour=row.last_hour,
         history_count=row.history_count,
         typical_amount=row.typical,
-        new_beneficiary=None
-        if method_id is None and to_account_id is None
-        else row.beneficiary_uses == 0,
+        new_beneficiary=row.beneficiary_uses == 0 if row.has_beneficiary else None,
         account_age_days=(now - since).total_seconds() / 86400 if since else 0.0,
         failed_logins_24h=row.failed_logins,
         security_change_hours_ago=(now - changed).total_seconds() / 3600 if changed else None,
