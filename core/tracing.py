@@ -4,8 +4,9 @@ Off (the default) nothing is instrumented: no tracer provider is set (the API's 
 no-op one), the SDK is not imported, Temporal clients get no plugin, and the log processor and
 problem answers skip the trace id after one module-level check.
 
-On, one replay-safe tracer provider (Temporal's `create_tracer_provider`: workflow spans keep
-their ids and durations across replays) exports over OTLP/HTTP in batches, and these are traced:
+On, one tracer provider (`core/trace_provider.py`: Temporal's replay-safe one inside workflows,
+whose spans keep their ids and durations across replays) exports over OTLP/HTTP in batches
+(`core/span_export.py`), and these are traced:
 the API's requests (FastAPI's own server span, `app_telemetry`), every Temporal call, workflow and
 activity (`OpenTelemetryPlugin` on each client; workers inherit it), SQL through each engine
 (`trace_engine`), Redis commands and outgoing httpx calls (the rail, whose webhook comes back
@@ -16,12 +17,14 @@ hub's XREAD) are not sampled: they would make one useless trace each.
 from __future__ import annotations
 
 import threading
-from collections.abc import MutableMapping, Sequence
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from structlog.typing import EventDict, WrappedLogger
+
+from core.trace_provider import ensure_provider
 
 if TYPE_CHECKING:
     from fastapi.telemetry import TelemetryConfig
@@ -31,7 +34,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
 
     from core.settings import Settings
 
@@ -126,78 +128,12 @@ def install_tracing(
         _active.shutdown()
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    _ensure_provider(settings, service)
+    ensure_provider(settings, service, _SWITCH)  # type: ignore[arg-type]
     if processor is None:
         processor = BatchSpanProcessor(exporter or _otlp_exporter(settings))
     _SWITCH.set(processor)
     _active = Tracing(service, _instrument_clients())
     return _active
-
-
-def _ensure_provider(settings: Settings, service: str) -> None:
-    """Set the global replay-safe provider, once per process (later installs reuse it)."""
-    from opentelemetry.sdk.resources import Resource
-    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider, create_tracer_provider
-
-    if isinstance(trace.get_tracer_provider(), ReplaySafeTracerProvider):
-        return
-    provider = _tracers_made_once(
-        create_tracer_provider(
-            sampler=_sampler(settings.trace_sample_ratio),
-            resource=Resource.create({"service.name": f"{settings.service_name_prefix}-{service}"}),
-        )
-    )
-    provider.add_span_processor(_SWITCH)  # type: ignore[arg-type]
-    trace.set_tracer_provider(provider)
-
-
-def _tracers_made_once(inner: ReplaySafeTracerProvider) -> ReplaySafeTracerProvider:
-    """Temporal's replay-safe provider, answering `get_tracer` from a cache (decision 94).
-
-    The Temporal plugin asks for its tracer on every span it makes. The SDK's `get_tracer` adds a
-    warnings filter each time, and the filter imports `re`: inside a workflow, through the
-    sandbox's importer. The tracers are stateless wrappers of the SDK's own (which it caches by
-    scope), so one per name, version and schema is the same tracer. Everything else is the
-    wrapped provider's."""
-    from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
-
-    class TracersMadeOnce(ReplaySafeTracerProvider):
-        def __init__(self) -> None:  # no super().__init__: every method is the inner one's
-            self._tracers: dict[tuple[str, str | None, str | None], trace.Tracer] = {}
-
-        def get_tracer(
-            self,
-            instrumenting_module_name: str,
-            instrumenting_library_version: str | None = None,
-            schema_url: str | None = None,
-            attributes: Any = None,
-        ) -> trace.Tracer:
-            if attributes is not None:  # attributes are part of the scope, and unhashable
-                return inner.get_tracer(
-                    instrumenting_module_name, instrumenting_library_version, schema_url, attributes
-                )
-            key = (instrumenting_module_name, instrumenting_library_version, schema_url)
-            tracer = self._tracers.get(key)
-            if tracer is None:
-                tracer = self._tracers.setdefault(key, inner.get_tracer(*key))
-            return tracer
-
-        def add_span_processor(self, span_processor: Any) -> None:
-            inner.add_span_processor(span_processor)
-
-        def shutdown(self) -> None:
-            inner.shutdown()
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return inner.force_flush(timeout_millis)
-
-        def id_generator(self) -> Any:
-            return inner.id_generator()
-
-        def __getattr__(self, name: str) -> Any:  # anything a later SDK adds
-            return getattr(inner, name)
-
-    return TracersMadeOnce()
 
 
 def _otlp_exporter(settings: Settings) -> SpanExporter:
@@ -209,57 +145,6 @@ def _otlp_exporter(settings: Settings) -> SpanExporter:
     if not endpoint.endswith("/v1/traces"):
         endpoint += "/v1/traces"
     return OtlpHttpSpanExporter(endpoint, headers)
-
-
-def _sampler(ratio: float) -> Any:
-    """Parent-based: a trace is whole or absent. A span with a sampled parent is sampled; with a
-    local unsampled parent, dropped. A new trace is sampled at `ratio`, except one that would
-    start at a client call (SQL, Redis, HTTP out) outside any request, workflow or activity:
-    background polling, noise without a cause to find. A caller's "not sampled" flag does not
-    silence our side: the API decides afresh (as for a new trace) and keeps the caller's trace id.
-
-    What the SDK's `ParentBased(root, remote_parent_not_sampled=root)` decides, in one call:
-    that composition looks the parent span up twice and dispatches through two more samplers
-    for every span, a tenth of a span's recording cost (decision 95)."""
-    from opentelemetry.sdk.trace.sampling import (
-        Decision,
-        Sampler,
-        SamplingResult,
-        TraceIdRatioBased,
-    )
-    from opentelemetry.trace import SpanKind
-
-    ratio_sampler = TraceIdRatioBased(ratio)
-
-    class _VortexSampler(Sampler):
-        def should_sample(
-            self,
-            parent_context: Any,
-            trace_id: int,
-            name: str,
-            kind: SpanKind | None = None,
-            attributes: Any = None,
-            links: Sequence[Any] | None = None,
-            trace_state: Any = None,
-        ) -> SamplingResult:
-            parent = trace.get_current_span(parent_context).get_span_context()
-            if parent.is_valid:
-                if parent.trace_flags.sampled:
-                    return SamplingResult(
-                        Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state
-                    )
-                if not parent.is_remote:
-                    return SamplingResult(Decision.DROP, None, parent.trace_state)
-            if kind == SpanKind.CLIENT:
-                return SamplingResult(Decision.DROP)
-            return ratio_sampler.should_sample(
-                parent_context, trace_id, name, kind, attributes, links, trace_state
-            )
-
-        def get_description(self) -> str:
-            return f"VortexParentBased{{root={ratio_sampler.get_description()}, no clients}}"
-
-    return _VortexSampler()
 
 
 def _instrument_clients() -> list[BaseInstrumentor]:

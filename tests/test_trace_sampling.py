@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from core.tracing import _sampler
+from core.trace_provider import parent_based_sampler
 
 PARENT = SpanContext(
     trace_id=0x0AF7651916CD43DD8448EB211C80319C,
@@ -30,8 +30,8 @@ PARENT = SpanContext(
 
 
 class _Reference(Sampler):
-    """The composition `_sampler` replaces, from the SDK's own samplers: parent-based, new
-    traces at the ratio, none started by a client call."""
+    """The composition `parent_based_sampler` replaces, from the SDK's own samplers:
+    parent-based, new traces at the ratio, none started by a client call."""
 
     def __init__(self, ratio: float) -> None:
         self._ratio = TraceIdRatioBased(ratio)
@@ -58,7 +58,7 @@ def _parents() -> list[Context | None]:
 
 @pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
 def test_the_sampler_decides_as_the_parent_based_composition_it_replaces(ratio: float) -> None:
-    ours = _sampler(ratio)
+    ours = parent_based_sampler(ratio)
     reference = ParentBased(root=_Reference(ratio), remote_parent_not_sampled=_Reference(ratio))
     attributes = {"db.statement": "SELECT 1"}
     for parent in _parents():
