@@ -98,12 +98,12 @@ def _tracers_made_once(
             inner.add_span_processor(span_processor)
             elsewhere.add_span_processor(span_processor)
 
+        # Both providers hold the one shared processor: the inner one's calls reach it.
         def shutdown(self) -> None:
             inner.shutdown()
-            elsewhere.shutdown()
 
         def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return inner.force_flush(timeout_millis)  # the processor both providers share
+            return inner.force_flush(timeout_millis)
 
         def id_generator(self) -> Any:
             return inner.id_generator()

@@ -4,11 +4,12 @@ missing history fails the run instead of shrinking a glob to nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Plugin, Replayer
 
 from tests.conftest import TEST_CONVERTER
 from workers.assembly import WORKFLOW_RUNNER
@@ -49,10 +50,16 @@ async def replay(path: Path, workflow: type[Any]) -> None:
     await replay_history(history, workflow)
 
 
-async def replay_history(history: WorkflowHistory, workflow: type[Any]) -> None:
-    """Replay a history (recorded or just fetched) against the current workflow code."""
+async def replay_history(
+    history: WorkflowHistory, workflow: type[Any], plugins: Sequence[Plugin] = ()
+) -> None:
+    """Replay a history (recorded or just fetched) against the current workflow code, with the
+    workers' `plugins` if given (tracing's)."""
     # The workers' own runner: replay proves it runs recorded histories unchanged.
     replayer = Replayer(
-        workflows=[workflow], data_converter=TEST_CONVERTER, workflow_runner=WORKFLOW_RUNNER
+        workflows=[workflow],
+        data_converter=TEST_CONVERTER,
+        workflow_runner=WORKFLOW_RUNNER,
+        plugins=plugins,
     )
     await replayer.replay_workflow(history)

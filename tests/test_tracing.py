@@ -16,13 +16,13 @@ from prometheus_client import REGISTRY
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import ReplaySafeTracerProvider
-from temporalio.worker import Replayer
 
 from api.services import Services
 from bench.seed import bench_customer
 from core import tracing as tracing_module
 from temporal.tracing import temporal_plugins
 from tests.rail_support import eventually
+from tests.replay_support import replay_history
 from tests.tracing_support import (  # noqa: F401 - fixtures
     json_logs,
     log_lines,
@@ -33,7 +33,6 @@ from tests.tracing_support import (  # noqa: F401 - fixtures
     tracing,
     workers,
 )
-from workers.assembly import WORKFLOW_RUNNER
 from workflows.transfer import TransferWorkflow
 
 
@@ -107,13 +106,7 @@ async def test_one_trace_covers_the_request_workflow_activities_and_sql(
     # Replayed with the tracing plugin, the workflow makes no span again (replay-safe inside
     # workflows, decision 95: only spans made outside one skip the replay-safe wrappers).
     exported = len(tracing.get_finished_spans())
-    replayer = Replayer(
-        workflows=[TransferWorkflow],
-        data_converter=traced_client.data_converter,
-        workflow_runner=WORKFLOW_RUNNER,
-        plugins=temporal_plugins(),
-    )
-    await replayer.replay_workflow(history)
+    await replay_history(history, TransferWorkflow, temporal_plugins())
     assert tracing.get_finished_spans()[exported:] == ()
 
     posted = [line for line in log_lines(json_logs) if line.get("event") == "transfer posted"]
